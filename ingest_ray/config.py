@@ -1,0 +1,62 @@
+"""Settings, in one place (pydantic-settings).
+
+Every value can come from the environment with the ``INGEST_RAY_`` prefix; the two most common
+also answer to their conventional names (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``). Settings are
+plain pydantic models, so they pickle into Ray actors; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_path, user_state_path
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The Apache Kafka release the local stack runs (jars resolved from Maven Central).
+KAFKA_VERSION = "4.1.1"
+
+
+def _default_state_dir() -> Path:
+    return user_state_path("ingest-ray")
+
+
+def _default_cache_dir() -> Path:
+    return user_cache_path("ingest-ray")
+
+
+class Settings(BaseSettings):
+    """Runtime settings for every ingest_ray process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_RAY_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "INGEST_RAY_KAFKA_BOOTSTRAP_SERVERS",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "kafka_bootstrap_servers",
+        ),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("INGEST_RAY_REDIS_URL", "REDIS_URL", "redis_url"),
+    )
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    consumer_group: str = "ingest-ray"
+    redis_prefix: str = "ir:"
+    event_stream_maxlen: int = Field(default=1000, ge=10)
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_version: str = KAFKA_VERSION
+    health_timeout_s: float = Field(default=5.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings read from the environment (cached; pass explicit ones in tests)."""
+    return Settings()

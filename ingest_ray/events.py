@@ -1,0 +1,185 @@
+"""Versioned message schemas: every Kafka value is one of these JSON envelopes.
+
+Each envelope carries ``schema_version`` and an ``event_type`` discriminator. Values coming from
+outside are validated strictly (frozen, ``extra="forbid"``); an unknown version is rejected with a
+clear reason rather than guessed at. Keys are the ``doc_key`` so a document stays on one partition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from ingest_ray.errors import MessageDecodeError
+from ingest_ray.ids import new_id
+
+SCHEMA_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = frozenset({SCHEMA_VERSION})
+
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)", re.IGNORECASE)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the schemas use."""
+    return datetime.now(UTC)
+
+
+def normalize_doi(doi: str) -> str:
+    """Strip resolver prefixes and lower-case: DOIs are case-insensitive."""
+    return _DOI_PREFIX.sub("", doi.strip()).lower()
+
+
+class SourceKind(StrEnum):
+    """What a request points at."""
+
+    DOI = "doi"
+    OPENALEX = "openalex"
+    PDF_URL = "pdf_url"
+    PDF_PATH = "pdf_path"
+    TEXT = "text"
+
+
+class DocumentSource(BaseModel):
+    """The document to ingest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: SourceKind
+    value: str = Field(min_length=1, max_length=4096)
+
+    def doc_key(self) -> str:
+        """The default identity of the document, stable across submissions."""
+        if self.kind is SourceKind.DOI:
+            return f"doi:{normalize_doi(self.value)}"
+        if self.kind is SourceKind.OPENALEX:
+            return f"openalex:{self.value.rsplit('/', 1)[-1].upper()}"
+        return f"{self.kind.value}:{self.value.strip()}"
+
+
+class Envelope(BaseModel):
+    """Fields every message shares."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+
+_TENANT = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+_DOC_KEY = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class IngestRequest(Envelope):
+    """Ask for one document to be ingested (topic ``ingest.requests.v1``)."""
+
+    event_type: Literal["ingest.request"] = "ingest.request"
+    request_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    tenant_id: _TENANT = "default"
+    doc_key: _DOC_KEY = ""
+    source: DocumentSource
+    pipeline: str | None = Field(default=None, max_length=64)
+    priority: int = Field(default=5, ge=0, le=9)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_doc_key(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and not data.get("doc_key")
+            and isinstance(data.get("source"), dict | DocumentSource)
+        ):
+            source = data["source"]
+            source = source if isinstance(source, DocumentSource) else DocumentSource(**source)
+            data = {**data, "doc_key": source.doc_key()}
+        return data
+
+
+class IngestResult(Envelope):
+    """A job reached a terminal state (topic ``ingest.results.v1``)."""
+
+    event_type: Literal["ingest.result"] = "ingest.result"
+    job_id: str
+    tenant_id: str
+    doc_key: str
+    pipeline: str
+    status: str
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+class MappingRequest(Envelope):
+    """An indexed document is ready for entity mapping (topic ``mapping.events.v1``)."""
+
+    event_type: Literal["mapping.request"] = "mapping.request"
+    job_id: str
+    tenant_id: str
+    doc_key: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeadLetter(Envelope):
+    """A job that failed for good, or a message that could not be read (``ingest.deadletter.v1``).
+
+    For an unreadable message, ``raw`` holds the original value (decoded as UTF-8 with
+    replacement) and the origin coordinates travel in the Kafka headers as well.
+    """
+
+    event_type: Literal["ingest.deadletter"] = "ingest.deadletter"
+    reason: str
+    error_type: str
+    job_id: str | None = None
+    tenant_id: str | None = None
+    doc_key: str | None = None
+    stage: str | None = None
+    attempts: int | None = None
+    origin_topic: str | None = None
+    origin_partition: int | None = None
+    origin_offset: int | None = None
+    raw: str | None = None
+
+
+Event = Annotated[
+    IngestRequest | IngestResult | MappingRequest | DeadLetter, Field(discriminator="event_type")
+]
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def encode(event: Envelope) -> bytes:
+    """Serialise an envelope to its wire form (compact JSON, UTF-8)."""
+    return event.model_dump_json().encode()
+
+
+def decode(raw: bytes | None) -> Event:
+    """Parse a wire value, raising :class:`MessageDecodeError` with the reason and raw bytes."""
+    if raw is None:
+        raise MessageDecodeError("empty value (tombstone)", b"")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageDecodeError(f"not JSON: {exc}", raw) from exc
+    if not isinstance(data, dict):
+        raise MessageDecodeError(f"envelope must be a JSON object, got {type(data).__name__}", raw)
+    version = data.get("schema_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise MessageDecodeError(
+            f"unsupported schema_version {version!r} (supported: {sorted(SUPPORTED_VERSIONS)})", raw
+        )
+    try:
+        return _EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise MessageDecodeError(_summarise(exc), raw) from exc
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "envelope"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid envelope: " + "; ".join(parts)

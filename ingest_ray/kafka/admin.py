@@ -1,0 +1,66 @@
+"""Topic administration: idempotent creation of the project's topics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from ingest_ray.constants import ALL_TOPICS
+from ingest_ray.errors import ServiceUnavailableError
+
+TopicOutcome = Literal["created", "exists"]
+
+
+#: librdkafka's own log lines go through Python logging (never straight to stderr).
+LIBRDKAFKA_LOG = logging.getLogger("ingest_ray.kafka.librdkafka")
+#: A probe's connection failures are its result, not news: keep them out of the logs.
+PROBE_LOG = logging.getLogger("ingest_ray.kafka.probe")
+PROBE_LOG.setLevel(logging.CRITICAL)
+
+
+def admin_client(bootstrap_servers: str, *, probe: bool = False) -> AdminClient:
+    """An admin client that gives up quickly on an absent broker."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "socket.timeout.ms": 5000,
+        "logger": PROBE_LOG if probe else LIBRDKAFKA_LOG,
+    }
+    return AdminClient(config)
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[str] = ALL_TOPICS,
+    *,
+    partitions: int = 6,
+    replication: int = 1,
+    timeout: float = 30.0,
+) -> dict[str, TopicOutcome]:
+    """Create each topic unless it exists; return what happened to each. Safe to run twice."""
+    admin = admin_client(bootstrap_servers)
+    wanted = list(topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise ServiceUnavailableError(f"Kafka at {bootstrap_servers}: {exc}") from exc
+    outcome: dict[str, TopicOutcome] = {t: "exists" for t in wanted if t in existing}
+    missing = [
+        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+        for t in wanted
+        if t not in existing
+    ]
+    if not missing:
+        return outcome
+    for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            outcome[name] = "created"
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcome[name] = "exists"
+    return outcome

@@ -1,0 +1,56 @@
+"""``KafkaClient``: one picklable handle that builds producers, consumers, admin and health calls.
+
+It holds configuration only; connections are made when a producer or consumer is asked for, so a
+client can be passed into Ray actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ingest_ray.config import Settings
+from ingest_ray.constants import ALL_TOPICS
+from ingest_ray.kafka.admin import TopicOutcome, ensure_topics
+from ingest_ray.kafka.consumer import Consumer
+from ingest_ray.kafka.health import KafkaHealth, check_kafka
+from ingest_ray.kafka.producer import Producer
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClient:
+    """Factory for the project's Kafka objects, bound to one cluster."""
+
+    bootstrap_servers: str
+    partitions: int = 6
+    replication: int = 1
+    health_timeout_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaClient:
+        """Bind to the cluster named in the settings."""
+        return cls(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            partitions=settings.topic_partitions,
+            replication=settings.topic_replication,
+            health_timeout_s=settings.health_timeout_s,
+        )
+
+    def producer(self, **overrides: Any) -> Producer:
+        """A new idempotent producer."""
+        return Producer(self.bootstrap_servers, **overrides)
+
+    def consumer(self, group_id: str, topics: Sequence[str], **overrides: Any) -> Consumer:
+        """A new at-least-once consumer in ``group_id``."""
+        return Consumer(self.bootstrap_servers, group_id, topics, **overrides)
+
+    def ensure_topics(self, topics: Iterable[str] = ALL_TOPICS) -> dict[str, TopicOutcome]:
+        """Create the topics that are missing."""
+        return ensure_topics(
+            self.bootstrap_servers, topics, partitions=self.partitions, replication=self.replication
+        )
+
+    def health(self, topics: Iterable[str] = ALL_TOPICS) -> KafkaHealth:
+        """Broker count and topic presence, answered within the health timeout."""
+        return check_kafka(self.bootstrap_servers, timeout=self.health_timeout_s, topics=topics)

@@ -1,0 +1,206 @@
+"""The job ledger's contract: models, requests and the protocol every backend implements.
+
+The ledger is the durable truth about jobs. Backends (Redis today, PostgreSQL later) apply each
+transition atomically as a compare-and-set on the expected current status, append the transition
+to the job's history and event stream in the same step, and enforce one live job per
+(tenant_id, doc_key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest_ray.errors import LedgerError
+from ingest_ray.ids import new_id
+from ingest_ray.states import JobStatus, TransitionReason
+
+EventKind = Literal["created", "transition", "stage"]
+
+
+class JobError(BaseModel):
+    """Why a job or stage failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+    stage: str | None = None
+    retryable: bool = False
+
+
+class JobEvent(BaseModel):
+    """One entry of a job's history and event stream. ``seq`` starts at 1 and only grows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    job_id: str
+    kind: EventKind
+    at: datetime
+    from_status: JobStatus | None = None
+    to_status: JobStatus
+    reason: str | None = None
+    stage: str | None = None
+    attempts: int = 0
+    error: JobError | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Job(BaseModel):
+    """A job record as the ledger holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    tenant_id: str
+    doc_key: str
+    pipeline: str
+    status: JobStatus
+    stage: str | None = None
+    priority: int = 5
+    attempts: int = 0
+    error: JobError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    history: list[JobEvent] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What it takes to create a job; ``job_id`` is assigned here so batches can refer to it."""
+
+    tenant_id: str
+    doc_key: str
+    pipeline: str
+    priority: int = 5
+    metadata: dict[str, Any] = field(default_factory=dict)
+    job_id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.priority <= 9:
+            raise ValueError(f"priority must be 0..9, got {self.priority}")
+        if "|" in self.tenant_id or not self.tenant_id:
+            raise ValueError(f"invalid tenant_id {self.tenant_id!r}")
+        if not self.doc_key:
+            raise ValueError("doc_key must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    """Result of an idempotent create: the job that now represents (tenant_id, doc_key)."""
+
+    job_id: str
+    created: bool
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRequest:
+    """Move ``job_id`` from ``expected`` to ``target`` (equal for a stage update in processing).
+
+    ``expected_attempts`` makes the compare-and-set finer: a worker whose lease expired and whose
+    stage was handed to another attempt can no longer move the job. ``lease_s`` sets (or, with 0,
+    clears) the job's lease; terminal and queued states always clear it.
+    """
+
+    job_id: str
+    expected: JobStatus
+    target: JobStatus
+    reason: TransitionReason | None = None
+    stage: str | None = None
+    error: JobError | None = None
+    attempts_delta: int = 0
+    expected_attempts: int | None = None
+    lease_s: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    """A transition that was applied; ``seq`` is the id of the event it appended."""
+
+    job_id: str
+    status: JobStatus
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Filters for listing jobs; all given filters must match."""
+
+    tenant_id: str | None = None
+    status: JobStatus | None = None
+    stage: str | None = None
+    pipeline: str | None = None
+    doc_key: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of jobs, newest first; pass ``next_cursor`` back to get the next page."""
+
+    items: list[Job]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """What every ledger backend provides. Implementations must be safe to call from many
+    processes at once; all atomicity lives in the backend, not in callers."""
+
+    def create(self, job: NewJob) -> CreateOutcome:
+        """Create a job, or return the live/completed one already held for its (tenant, doc_key)."""
+        ...
+
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
+        """:meth:`create` for many jobs in one round trip; outcomes in input order."""
+        ...
+
+    def transition(self, request: TransitionRequest) -> TransitionOutcome:
+        """Apply one transition atomically, raising a typed :class:`LedgerError` if refused."""
+        ...
+
+    def transition_many(
+        self, requests: Sequence[TransitionRequest]
+    ) -> list[TransitionOutcome | LedgerError]:
+        """:meth:`transition` for many jobs in one round trip; refusals are returned, not raised."""
+        ...
+
+    def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
+        """The job with its history; with ``tenant_id``, another tenant's job is not found."""
+        ...
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Jobs without history, in input order, ``None`` where missing (one round trip)."""
+        ...
+
+    def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
+        """Jobs matching ``flt``, newest first, with cursor pagination."""
+        ...
+
+    def counts(self, *, tenant_id: str | None = None) -> dict[JobStatus, int]:
+        """Number of jobs per status."""
+        ...
+
+    def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Ids of processing jobs whose lease ran out before ``now``."""
+        ...
+
+    def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
+        """Events of a job with ``seq > after``, oldest first (the stream is capped)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

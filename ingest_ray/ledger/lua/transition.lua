@@ -1,0 +1,80 @@
+-- Compare-and-set transition of one job, with its index moves, history and event in one step.
+-- ARGV: prefix, job_id, expected, target, now_ms, stage ('' = unchanged), error_json ('' = keep,
+--       '-' = clear), attempts_delta, expected_attempts ('' = any), lease_ms ('' = keep, 0 = clear),
+--       maxlen, event_json (with "seq" and "attempts" left for this script to fill),
+--       terminal statuses (comma separated), dedup statuses (comma separated)
+-- Returns {1, seq, attempts} or {-1} not found, {-2, status} stale, {-3, attempts} wrong attempt,
+--         {-4, other_job_id} a different live job holds the doc (retry refused)
+local p, id, expected, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local key = p .. 'job:' .. id
+local cur = redis.call('HMGET', key, 'status', 'tenant_id', 'attempts', 'stage', 'doc_key')
+local status, tenant, attempts, old_stage, doc_key = cur[1], cur[2], tonumber(cur[3]), cur[4], cur[5]
+if not status then return {-1} end
+if status ~= expected then return {-2, status} end
+if ARGV[9] ~= '' and attempts ~= tonumber(ARGV[9]) then return {-3, attempts} end
+
+local function member(list, value)
+  return string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
+end
+
+if target == 'queued' and expected ~= 'queued' then
+  -- leaving a terminal state: take the (tenant, doc_key) slot back unless someone else holds it
+  local idem = p .. 'idem:' .. tenant .. '|' .. doc_key
+  local holder = redis.call('GET', idem)
+  if holder and holder ~= id then
+    local hs = redis.call('HGET', p .. 'job:' .. holder, 'status')
+    if hs and member(ARGV[14], hs) then return {-4, holder} end
+  end
+  redis.call('SET', idem, id)
+end
+
+if target ~= status then
+  redis.call('ZREM', p .. 'idx:status:' .. status, id)
+  redis.call('ZREM', p .. 'idx:tenant:' .. tenant .. ':status:' .. status, id)
+  redis.call('ZADD', p .. 'idx:status:' .. target, 0, id)
+  redis.call('ZADD', p .. 'idx:tenant:' .. tenant .. ':status:' .. target, 0, id)
+  redis.call('HSET', key, 'status', target)
+end
+
+local stage = ARGV[6]
+if stage ~= '' and stage ~= old_stage then
+  if old_stage then redis.call('ZREM', p .. 'idx:stage:' .. old_stage, id) end
+  redis.call('ZADD', p .. 'idx:stage:' .. stage, 0, id)
+  redis.call('HSET', key, 'stage', stage)
+end
+
+if ARGV[7] == '-' then
+  redis.call('HDEL', key, 'error')
+elseif ARGV[7] ~= '' then
+  redis.call('HSET', key, 'error', ARGV[7])
+end
+
+attempts = attempts + tonumber(ARGV[8])
+redis.call('HSET', key, 'attempts', attempts, 'updated_at', now)
+if target == 'processing' and status == 'queued' and redis.call('HEXISTS', key, 'started_at') == 0 then
+  redis.call('HSET', key, 'started_at', now)
+end
+if member(ARGV[13], target) then
+  redis.call('HSET', key, 'finished_at', now)
+elseif target == 'queued' then
+  redis.call('HDEL', key, 'finished_at')
+end
+
+local lease = ARGV[10]
+if member(ARGV[13], target) or target == 'queued' or lease == '0' then
+  redis.call('ZREM', p .. 'leases', id)
+  redis.call('HDEL', key, 'lease_expires_at')
+elseif lease ~= '' then
+  local expires = tonumber(now) + tonumber(lease)
+  redis.call('ZADD', p .. 'leases', expires, id)
+  redis.call('HSET', key, 'lease_expires_at', expires)
+end
+
+local seq = redis.call('HINCRBY', key, 'event_seq', 1)
+local event = cjson.decode(ARGV[12])
+event['seq'] = seq
+event['attempts'] = attempts
+local encoded = cjson.encode(event)
+redis.call('XADD', key .. ':events', 'MAXLEN', '~', ARGV[11], seq .. '-0', 'e', encoded)
+redis.call('RPUSH', key .. ':history', encoded)
+return {1, seq, attempts}

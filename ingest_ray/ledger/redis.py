@@ -1,0 +1,414 @@
+"""Redis ledger backend: Lua compare-and-set transitions, indexes in sorted sets, event streams.
+
+Key layout (all under the configured prefix, ``ir:`` by default):
+
+- ``job:{id}`` hash, ``job:{id}:history`` list, ``job:{id}:events`` capped stream (ids ``seq-0``)
+- ``idem:{tenant}|{doc_key}`` -> the job holding that document for that tenant
+- ``idx:*`` sorted sets (score 0, ordered by the ULID job id, so lexical = creation order)
+- ``leases`` sorted set scored by lease expiry (epoch ms)
+
+Scripts build key names from the prefix, so this backend expects a single Redis (not Cluster).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, cast
+
+import redis
+
+from ingest_ray.errors import (
+    IllegalTransitionError,
+    JobNotFoundError,
+    LedgerError,
+    StaleTransitionError,
+)
+from ingest_ray.ids import id_ceiling, id_floor
+from ingest_ray.ledger.base import (
+    CreateOutcome,
+    Job,
+    JobError,
+    JobEvent,
+    JobFilter,
+    NewJob,
+    Page,
+    TransitionOutcome,
+    TransitionRequest,
+)
+from ingest_ray.states import (
+    DEDUPLICATING,
+    TERMINAL,
+    JobStatus,
+    TransitionReason,
+    check_transition,
+    default_reason,
+)
+
+_TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
+_DEDUP_ARG = ",".join(sorted(s.value for s in DEDUPLICATING))
+_HASH_FIELDS = (
+    "job_id",
+    "tenant_id",
+    "doc_key",
+    "pipeline",
+    "status",
+    "stage",
+    "priority",
+    "attempts",
+    "error",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "lease_expires_at",
+)
+MAX_PAGE = 1000
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _dt(ms: str | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def _now_ms() -> int:
+    return _ms(datetime.now(UTC))
+
+
+def _load_script(name: str) -> str:
+    return resources.files("ingest_ray.ledger").joinpath("lua", name).read_text()
+
+
+class RedisLedger:
+    """The Redis implementation of :class:`ingest_ray.ledger.base.Ledger`."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "ir:",
+        event_maxlen: int = 1000,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self._r: redis.Redis = client or redis.Redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self.event_maxlen = event_maxlen
+        self._create = self._r.register_script(_load_script("create.lua"))
+        self._transition = self._r.register_script(_load_script("transition.lua"))
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RedisLedger:
+        """Build from :class:`ingest_ray.config.Settings`."""
+        return cls(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            event_maxlen=settings.event_stream_maxlen,
+        )
+
+    # --- create -------------------------------------------------------------------------------
+
+    def create(self, job: NewJob) -> CreateOutcome:
+        """Create a job, or return the live/completed one already held for its document."""
+        return self._create_outcome(self._create(args=self._create_args(job)))
+
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
+        """Create many jobs in one pipelined round trip (each create is atomic on its own)."""
+        pipe = self._r.pipeline(transaction=False)
+        for job in jobs:
+            self._create(args=self._create_args(job), client=pipe)
+        return [self._create_outcome(raw) for raw in pipe.execute()]
+
+    def _create_args(self, job: NewJob) -> list[Any]:
+        now = _now_ms()
+        event = {
+            "seq": 1,
+            "job_id": job.job_id,
+            "kind": "created",
+            "at": now,
+            "from_status": None,
+            "to_status": JobStatus.QUEUED.value,
+            "reason": "create",
+            "stage": None,
+            "attempts": 0,
+            "error": None,
+            "data": {"pipeline": job.pipeline},
+        }
+        return [
+            self.prefix,
+            job.job_id,
+            job.tenant_id,
+            job.doc_key,
+            job.pipeline,
+            job.priority,
+            json.dumps(job.metadata),
+            now,
+            self.event_maxlen,
+            _DEDUP_ARG,
+            json.dumps(event),
+        ]
+
+    @staticmethod
+    def _create_outcome(raw: list[Any]) -> CreateOutcome:
+        return CreateOutcome(job_id=raw[1], created=bool(int(raw[0])), status=JobStatus(raw[2]))
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def transition(self, request: TransitionRequest) -> TransitionOutcome:
+        """Apply one transition; raise a typed error when it is illegal or stale."""
+        args = self._transition_args(request)
+        result = self._outcome(request, self._transition(args=args))
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def transition_many(
+        self, requests: Sequence[TransitionRequest]
+    ) -> list[TransitionOutcome | LedgerError]:
+        """Apply many transitions in one round trip; refusals come back as error values."""
+        results: list[TransitionOutcome | LedgerError | None] = [None] * len(requests)
+        pipe = self._r.pipeline(transaction=False)
+        sent: list[int] = []
+        for i, request in enumerate(requests):
+            try:
+                args = self._transition_args(request)
+            except IllegalTransitionError as exc:
+                results[i] = exc
+                continue
+            self._transition(args=args, client=pipe)
+            sent.append(i)
+        for i, raw in zip(sent, pipe.execute() if sent else [], strict=True):
+            results[i] = self._outcome(requests[i], raw)
+        return [r for r in results if r is not None]
+
+    def _transition_args(self, req: TransitionRequest) -> list[Any]:
+        if req.expected is not req.target:
+            reason: TransitionReason | None = req.reason or default_reason(req.expected, req.target)
+            check_transition(req.expected, req.target, reason)
+            kind = "transition"
+        elif req.expected is JobStatus.PROCESSING:
+            reason, kind = req.reason, "stage"
+        else:
+            raise IllegalTransitionError(
+                f"only a processing job takes stage updates, not a {req.expected.value} one",
+                job_id=req.job_id,
+            )
+        now = _now_ms()
+        event = {
+            "job_id": req.job_id,
+            "kind": kind,
+            "at": now,
+            "from_status": req.expected.value,
+            "to_status": req.target.value,
+            "reason": reason.value if reason else None,
+            "stage": req.stage,
+            "error": req.error.model_dump() if req.error else None,
+            "data": req.data,
+        }
+        if req.error is not None:
+            error_arg = req.error.model_dump_json()
+        elif req.target is JobStatus.QUEUED:
+            error_arg = "-"
+        else:
+            error_arg = ""
+        lease = "" if req.lease_s is None else str(int(req.lease_s * 1000))
+        expected_attempts = "" if req.expected_attempts is None else str(req.expected_attempts)
+        return [
+            self.prefix,
+            req.job_id,
+            req.expected.value,
+            req.target.value,
+            now,
+            req.stage or "",
+            error_arg,
+            req.attempts_delta,
+            expected_attempts,
+            lease,
+            self.event_maxlen,
+            json.dumps(event),
+            _TERMINAL_ARG,
+            _DEDUP_ARG,
+        ]
+
+    @staticmethod
+    def _outcome(req: TransitionRequest, raw: list[Any]) -> TransitionOutcome | LedgerError:
+        code = int(raw[0])
+        if code == 1:
+            return TransitionOutcome(job_id=req.job_id, status=req.target, seq=int(raw[1]))
+        if code == -1:
+            return JobNotFoundError(f"no job {req.job_id}", job_id=req.job_id)
+        if code == -2:
+            return StaleTransitionError(
+                f"job {req.job_id} is {raw[1]}, not {req.expected.value}",
+                job_id=req.job_id,
+                actual_status=raw[1],
+            )
+        if code == -3:
+            return StaleTransitionError(
+                f"job {req.job_id} is at attempt {raw[1]}, not {req.expected_attempts}",
+                job_id=req.job_id,
+                actual_status=req.expected.value,
+            )
+        return IllegalTransitionError(
+            f"job {raw[1]} already holds this document; {req.job_id} cannot be re-queued",
+            job_id=req.job_id,
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
+        """The job and its full history; another tenant's job is reported as not found."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(self._key(job_id), _HASH_FIELDS)
+        pipe.lrange(self._key(job_id) + ":history", 0, -1)
+        fields, history = pipe.execute()
+        job = self._job(fields, history)
+        if job is None or (tenant_id is not None and job.tenant_id != tenant_id):
+            raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
+        return job
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Jobs without history, in input order, ``None`` where missing."""
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self._key(job_id), _HASH_FIELDS)
+        return [self._job(fields, []) for fields in pipe.execute()]
+
+    def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
+        """Jobs matching ``flt``, newest first. The most selective index is scanned and the
+        remaining filters are applied to each candidate."""
+        limit = max(1, min(limit, MAX_PAGE))
+        items: list[Job] = []
+        for job in self._scan(flt, cursor, batch=max(limit, 50)):
+            if job is not None and self._matches(job, flt):
+                items.append(job)
+                if len(items) > limit:
+                    break
+        if len(items) > limit:
+            return Page(items=items[:limit], next_cursor=items[limit - 1].job_id)
+        return Page(items=items, next_cursor=None)
+
+    def _scan(self, flt: JobFilter, cursor: str | None, *, batch: int) -> Iterator[Job | None]:
+        index = self._pick_index(flt)
+        upper = f"({cursor}" if cursor else "+"
+        if flt.created_before is not None:
+            ceiling = f"[{id_ceiling(flt.created_before)}"
+            upper = ceiling if upper == "+" or ceiling < upper else upper
+        lower = f"[{id_floor(flt.created_after)}" if flt.created_after else "-"
+        while True:
+            ids = cast(
+                "list[str]",
+                self._r.zrange(index, upper, lower, desc=True, bylex=True, offset=0, num=batch),
+            )
+            if not ids:
+                return
+            yield from self.get_many(ids)
+            if len(ids) < batch:
+                return
+            upper = f"({ids[-1]}"
+
+    def _pick_index(self, flt: JobFilter) -> str:
+        p = self.prefix
+        if flt.tenant_id is not None and flt.doc_key is not None:
+            return f"{p}idx:doc:{flt.tenant_id}|{flt.doc_key}"
+        candidates = []
+        if flt.tenant_id is not None and flt.status is not None:
+            candidates.append(f"{p}idx:tenant:{flt.tenant_id}:status:{flt.status.value}")
+        if flt.stage is not None:
+            candidates.append(f"{p}idx:stage:{flt.stage}")
+        if flt.status is not None:
+            candidates.append(f"{p}idx:status:{flt.status.value}")
+        if flt.tenant_id is not None:
+            candidates.append(f"{p}idx:tenant:{flt.tenant_id}")
+        if flt.pipeline is not None:
+            candidates.append(f"{p}idx:pipeline:{flt.pipeline}")
+        if not candidates:
+            return f"{p}idx:all"
+        pipe = self._r.pipeline(transaction=False)
+        for name in candidates:
+            pipe.zcard(name)
+        sizes = pipe.execute()
+        return min(zip(sizes, range(len(candidates)), candidates, strict=True))[2]
+
+    @staticmethod
+    def _matches(job: Job, flt: JobFilter) -> bool:
+        return (
+            (flt.tenant_id is None or job.tenant_id == flt.tenant_id)
+            and (flt.status is None or job.status is flt.status)
+            and (flt.stage is None or job.stage == flt.stage)
+            and (flt.pipeline is None or job.pipeline == flt.pipeline)
+            and (flt.doc_key is None or job.doc_key == flt.doc_key)
+            and (flt.created_after is None or job.created_at >= flt.created_after)
+            and (flt.created_before is None or job.created_at <= flt.created_before)
+        )
+
+    def counts(self, *, tenant_id: str | None = None) -> dict[JobStatus, int]:
+        """Jobs per status (exact: the sizes of the status indexes)."""
+        pipe = self._r.pipeline(transaction=False)
+        for status in JobStatus:
+            scope = f"tenant:{tenant_id}:" if tenant_id is not None else ""
+            pipe.zcard(f"{self.prefix}idx:{scope}status:{status.value}")
+        return dict(zip(JobStatus, (int(n) for n in pipe.execute()), strict=True))
+
+    def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Ids of jobs whose lease expired before ``now``, oldest expiry first."""
+        until = _ms(now) if now is not None else _now_ms()
+        return cast(
+            "list[str]",
+            self._r.zrangebyscore(f"{self.prefix}leases", "-inf", until, start=0, num=limit),
+        )
+
+    def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
+        """Events with ``seq > after``, oldest first."""
+        entries = self._r.xrange(self._key(job_id) + ":events", f"({after}-0", "+", count=count)
+        return [_event(json.loads(fields["e"])) for _, fields in cast("list[Any]", entries)]
+
+    def ping(self) -> bool:
+        """Whether Redis answers."""
+        return bool(self._r.ping())
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._r.close()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    @staticmethod
+    def _job(fields: list[str | None], history: list[str]) -> Job | None:
+        row: dict[str, str | None] = dict(zip(_HASH_FIELDS, fields, strict=True))
+        if row["status"] is None:
+            return None
+        error = row["error"]
+        return Job(
+            job_id=cast(str, row["job_id"]),
+            tenant_id=cast(str, row["tenant_id"]),
+            doc_key=cast(str, row["doc_key"]),
+            pipeline=cast(str, row["pipeline"]),
+            status=JobStatus(row["status"]),
+            stage=row["stage"],
+            priority=int(row["priority"] or 5),
+            attempts=int(row["attempts"] or 0),
+            error=JobError.model_validate_json(error) if error else None,
+            metadata=json.loads(row["metadata"] or "{}"),
+            created_at=cast(datetime, _dt(row["created_at"])),
+            updated_at=cast(datetime, _dt(row["updated_at"])),
+            started_at=_dt(row["started_at"]),
+            finished_at=_dt(row["finished_at"]),
+            lease_expires_at=_dt(row["lease_expires_at"]),
+            history=[_event(json.loads(h)) for h in history],
+        )
+
+
+def _event(data: dict[str, Any]) -> JobEvent:
+    data["at"] = _dt(str(data["at"]))
+    if data.get("data") == []:  # cjson cannot tell an empty object from an empty array
+        data["data"] = {}
+    return JobEvent.model_validate(data)

@@ -1,0 +1,124 @@
+"""A service process the launcher started itself, remembered by pid file.
+
+The pid file records the pid and the service's own config path; before signalling a pid the
+launcher checks that the process still runs that config, so it never stops a stranger (a recycled
+pid, or a Redis someone else started) and never looks processes up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest_ray.errors import StackError
+
+
+@dataclass(frozen=True, slots=True)
+class PidRecord:
+    """What the pid file holds."""
+
+    pid: int
+    marker: str
+
+
+class ManagedProcess:
+    """Start, find and stop one background process identified by its pid file."""
+
+    def __init__(self, name: str, run_dir: Path, log_path: Path) -> None:
+        self.name = name
+        self.pid_path = run_dir / f"{name}.pid"
+        self.log_path = log_path
+
+    def record(self) -> PidRecord | None:
+        """The recorded process if it is still alive and still ours, else ``None``."""
+        try:
+            data = json.loads(self.pid_path.read_text())
+            rec = PidRecord(pid=int(data["pid"]), marker=str(data["marker"]))
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+        return rec if _is_ours(rec) else None
+
+    def start(self, argv: Sequence[str], *, marker: str, env: dict[str, str] | None = None) -> int:
+        """Launch ``argv`` in its own session with output to the log file; record its pid."""
+        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.pid_path.write_text(json.dumps({"pid": proc.pid, "marker": marker}))
+        return proc.pid
+
+    def alive(self) -> bool:
+        """Whether our recorded process still runs."""
+        return self.record() is not None
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM our process (SIGKILL after ``timeout``); False when there was nothing to stop."""
+        rec = self.record()
+        if rec is None:
+            self.pid_path.unlink(missing_ok=True)
+            return False
+        os.kill(rec.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _is_ours(rec):
+            time.sleep(0.2)
+        if _is_ours(rec):
+            os.kill(rec.pid, signal.SIGKILL)
+            _wait_gone(rec, 10.0)
+        self.pid_path.unlink(missing_ok=True)
+        return True
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of the log, for error messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def _is_ours(rec: PidRecord) -> bool:
+    try:
+        os.kill(rec.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    _reap(rec.pid)
+    cmdline = Path(f"/proc/{rec.pid}/cmdline")
+    if not cmdline.exists():  # no procfs (macOS): trust the pid file
+        return True
+    try:
+        text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        status = Path(f"/proc/{rec.pid}/stat").read_text()
+    except OSError:
+        return False
+    zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
+    return rec.marker in text and not zombie
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the process is our own child (avoids zombies in tests)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_gone(rec: PidRecord, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_ours(rec):
+            return
+        time.sleep(0.1)
+    raise StackError(f"process {rec.pid} did not exit after SIGKILL")
