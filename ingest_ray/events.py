@@ -7,6 +7,7 @@ clear reason rather than guessed at. Keys are the ``doc_key`` so a document stay
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ class DocumentSource(BaseModel):
             return f"doi:{normalize_doi(self.value)}"
         if self.kind is SourceKind.OPENALEX:
             return f"openalex:{self.value.rsplit('/', 1)[-1].upper()}"
+        if self.kind is SourceKind.TEXT:
+            return f"text:{hashlib.sha256(self.value.encode()).hexdigest()[:32]}"
         return f"{self.kind.value}:{self.value.strip()}"
 
 

@@ -58,6 +58,10 @@ class Consumer:
             # librdkafka reconnects and retries by itself
         return good
 
+    def assigned(self) -> bool:
+        """Whether the group gave this consumer any partitions yet."""
+        return bool(self._consumer.assignment())
+
     def store(self, messages: Sequence[Message]) -> None:
         """Mark messages processed; their offsets are committed on the next commit."""
         if messages:

@@ -15,9 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest_ray.errors import LedgerError
+from ingest_ray.errors import IllegalTransitionError, LedgerError
 from ingest_ray.ids import new_id
-from ingest_ray.states import JobStatus, TransitionReason
+from ingest_ray.states import JobStatus, TransitionReason, check_transition, default_reason
 
 EventKind = Literal["created", "transition", "stage"]
 
@@ -123,6 +123,24 @@ class TransitionRequest:
     lease_s: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> EventKind:
+        """``transition`` for a status change, ``stage`` for an update within processing."""
+        return "transition" if self.expected is not self.target else "stage"
+
+    def checked_reason(self) -> TransitionReason | None:
+        """The transition's reason, raising :class:`IllegalTransitionError` for an illegal move."""
+        if self.expected is not self.target:
+            reason = self.reason or default_reason(self.expected, self.target)
+            check_transition(self.expected, self.target, reason)
+            return reason
+        if self.expected is not JobStatus.PROCESSING:
+            raise IllegalTransitionError(
+                f"only a processing job takes stage updates, not a {self.expected.value} one",
+                job_id=self.job_id,
+            )
+        return self.reason
+
 
 @dataclass(frozen=True, slots=True)
 class TransitionOutcome:
@@ -144,6 +162,18 @@ class JobFilter:
     doc_key: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+
+    def matches(self, job: Job) -> bool:
+        """Whether ``job`` passes every filter that is set."""
+        return (
+            (self.tenant_id is None or job.tenant_id == self.tenant_id)
+            and (self.status is None or job.status is self.status)
+            and (self.stage is None or job.stage == self.stage)
+            and (self.pipeline is None or job.pipeline == self.pipeline)
+            and (self.doc_key is None or job.doc_key == self.doc_key)
+            and (self.created_after is None or job.created_at >= self.created_after)
+            and (self.created_before is None or job.created_at <= self.created_before)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,6 @@ from ingest_ray.states import (
     DEDUPLICATING,
     TERMINAL,
     JobStatus,
-    TransitionReason,
-    check_transition,
-    default_reason,
 )
 
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
@@ -187,21 +184,11 @@ class RedisLedger:
         return [r for r in results if r is not None]
 
     def _transition_args(self, req: TransitionRequest) -> list[Any]:
-        if req.expected is not req.target:
-            reason: TransitionReason | None = req.reason or default_reason(req.expected, req.target)
-            check_transition(req.expected, req.target, reason)
-            kind = "transition"
-        elif req.expected is JobStatus.PROCESSING:
-            reason, kind = req.reason, "stage"
-        else:
-            raise IllegalTransitionError(
-                f"only a processing job takes stage updates, not a {req.expected.value} one",
-                job_id=req.job_id,
-            )
+        reason = req.checked_reason()
         now = _now_ms()
         event = {
             "job_id": req.job_id,
-            "kind": kind,
+            "kind": req.kind,
             "at": now,
             "from_status": req.expected.value,
             "to_status": req.target.value,
@@ -285,7 +272,7 @@ class RedisLedger:
         limit = max(1, min(limit, MAX_PAGE))
         items: list[Job] = []
         for job in self._scan(flt, cursor, batch=max(limit, 50)):
-            if job is not None and self._matches(job, flt):
+            if job is not None and flt.matches(job):
                 items.append(job)
                 if len(items) > limit:
                     break
@@ -334,18 +321,6 @@ class RedisLedger:
             pipe.zcard(name)
         sizes = pipe.execute()
         return min(zip(sizes, range(len(candidates)), candidates, strict=True))[2]
-
-    @staticmethod
-    def _matches(job: Job, flt: JobFilter) -> bool:
-        return (
-            (flt.tenant_id is None or job.tenant_id == flt.tenant_id)
-            and (flt.status is None or job.status is flt.status)
-            and (flt.stage is None or job.stage == flt.stage)
-            and (flt.pipeline is None or job.pipeline == flt.pipeline)
-            and (flt.doc_key is None or job.doc_key == flt.doc_key)
-            and (flt.created_after is None or job.created_at >= flt.created_after)
-            and (flt.created_before is None or job.created_at <= flt.created_before)
-        )
 
     def counts(self, *, tenant_id: str | None = None) -> dict[JobStatus, int]:
         """Jobs per status (exact: the sizes of the status indexes)."""

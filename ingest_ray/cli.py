@@ -1,0 +1,256 @@
+"""``ingest-ray``: the command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from ingest_ray.config import Settings, get_settings
+from ingest_ray.constants import TOPIC_REQUESTS
+from ingest_ray.demo import run_demo
+from ingest_ray.errors import IngestError
+from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.kafka.client import KafkaClient
+from ingest_ray.ledger.base import JobFilter
+from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.render import jobs_table
+from ingest_ray.stack.launcher import LocalStack
+from ingest_ray.states import JobStatus
+from ingest_ray.workers.admit import run_admission
+
+app = typer.Typer(help="ingest_ray: scholarly literature ingestion on Kafka, Redis and Ray.")
+stack_app = typer.Typer(help="The local Kafka + Redis stack (no Docker).")
+topics_app = typer.Typer(help="Kafka topics.")
+ledger_app = typer.Typer(help="Read the job ledger directly from Redis.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(topics_app, name="topics")
+app.add_typer(ledger_app, name="ledger")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+# --- stack ----------------------------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for both services.")] = 120.0,
+) -> None:
+    """Start Kafka (KRaft) and Redis on loopback; reuse what already runs. Idempotent."""
+    stack = LocalStack.from_settings(_settings())
+    statuses = stack.up(timeout=timeout, echo=lambda line: err_console.print(f"[dim]{line}"))
+    for s in statuses:
+        console.print(f"[green]{s.name}[/] ready at [bold]{s.address}[/] (pid {s.pid})")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services `stack up` started (by pid file, never by name)."""
+    LocalStack.from_settings(_settings()).down(echo=console.print)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show pid, address and readiness of each local service."""
+    table = Table("service", "address", "pid", "ready", "log")
+    for s in LocalStack.from_settings(_settings()).status():
+        ready = "[green]yes" if s.ready else "[red]no"
+        table.add_row(s.name, s.address, str(s.pid or "-"), ready, str(s.log))
+    console.print(table)
+
+
+# --- topics and health ------------------------------------------------------------------------
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic.")] = None,
+    replication: Annotated[int | None, typer.Option(help="Replication factor.")] = None,
+) -> None:
+    """Create the project's topics; existing ones are left alone."""
+    settings = _settings()
+    kafka = KafkaClient(
+        settings.kafka_bootstrap_servers,
+        partitions=partitions or settings.topic_partitions,
+        replication=replication or settings.topic_replication,
+    )
+    for name, outcome in kafka.ensure_topics().items():
+        console.print(f"{name}: {outcome}")
+
+
+@app.command()
+def health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check Kafka (brokers, topics) and Redis; exit 1 when either is unhealthy."""
+    settings = _settings()
+    kafka = KafkaClient.from_settings(settings).health()
+    ledger = RedisLedger.from_settings(settings)
+    try:
+        redis_ok = ledger.ping()
+        redis_error = None
+    except Exception as exc:
+        redis_ok, redis_error = False, str(exc)
+    finally:
+        ledger.close()
+    report: dict[str, dict[str, Any]] = {
+        "kafka": {"ok": kafka.ok, "brokers": kafka.brokers, "missing": kafka.topics_missing,
+                  "error": kafka.error, "elapsed_s": round(kafka.elapsed_s, 3)},
+        "redis": {"ok": redis_ok, "error": redis_error},
+    }  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        for name, part in report.items():
+            mark = "[green]ok" if part["ok"] else "[red]unhealthy"
+            console.print(f"{name}: {mark}[/] {part}")
+    if not (kafka.ok and redis_ok):
+        raise typer.Exit(1)
+
+
+# --- requests and admission -------------------------------------------------------------------
+
+
+@app.command()
+def enqueue(
+    sources: Annotated[list[str], typer.Argument(help="DOIs, OpenAlex ids, PDF URLs or paths.")],
+    tenant: Annotated[str, typer.Option(help="Tenant id.")] = "default",
+    priority: Annotated[int, typer.Option(min=0, max=9, help="0 (low) .. 9 (high).")] = 5,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline name.")] = None,
+) -> None:
+    """Publish ingest requests to `ingest.requests.v1`."""
+    settings = _settings()
+    with KafkaClient.from_settings(settings).producer() as producer:
+        for value in sources:
+            request = IngestRequest(
+                tenant_id=tenant, source=guess_source(value), priority=priority, pipeline=pipeline
+            )
+            producer.send(TOPIC_REQUESTS, request, key=request.doc_key)
+            console.print(f"queued {request.doc_key} (request {request.request_id})")
+
+
+def guess_source(value: str) -> DocumentSource:
+    """Tell a DOI, an OpenAlex id, a PDF URL and a local path apart."""
+    lowered = value.lower()
+    if lowered.startswith(("10.", "doi:", "https://doi.org/", "http://doi.org/")):
+        return DocumentSource(kind=SourceKind.DOI, value=value)
+    if (
+        lowered.startswith(("w", "https://openalex.org/w"))
+        and value.rsplit("/", 1)[-1][1:].isdigit()
+    ):
+        return DocumentSource(kind=SourceKind.OPENALEX, value=value)
+    if lowered.startswith(("http://", "https://")):
+        return DocumentSource(kind=SourceKind.PDF_URL, value=value)
+    return DocumentSource(kind=SourceKind.PDF_PATH, value=value)
+
+
+@app.command()
+def admit(
+    follow: Annotated[bool, typer.Option(help="Keep running until SIGINT/SIGTERM.")] = False,
+    idle: Annotated[float, typer.Option(help="Without --follow: stop after this idle time.")] = 5.0,
+) -> None:
+    """Consume ingest requests and admit them to the ledger (bad messages are dead-lettered)."""
+    settings = _settings()
+    kafka = KafkaClient.from_settings(settings)
+    kafka.ensure_topics()
+    ledger = RedisLedger.from_settings(settings)
+    try:
+        totals = run_admission(
+            kafka,
+            ledger,
+            group_id=settings.consumer_group,
+            stop=_stop_on_signals(),
+            idle_timeout=None if follow else idle,
+            on_batch=lambda b: console.print(
+                f"batch: {len(b.new_jobs)} new, {len(b.admitted) - len(b.new_jobs)} duplicate, "
+                f"{len(b.dead_letters)} dead-lettered"
+            ),
+        )
+    finally:
+        ledger.close()
+    console.print(
+        f"admitted {totals.created} new job(s), {totals.duplicates} duplicate(s), "
+        f"{totals.dead_letters} dead letter(s) from {totals.messages} message(s)"
+    )
+
+
+# --- ledger -----------------------------------------------------------------------------------
+
+
+@ledger_app.command("list")
+def ledger_list(
+    status: Annotated[JobStatus | None, typer.Option(help="Filter by status.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Filter by tenant.")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Filter by pipeline.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+) -> None:
+    """List jobs, newest first."""
+    ledger = RedisLedger.from_settings(_settings())
+    try:
+        flt = JobFilter(tenant_id=tenant, status=status, pipeline=pipeline)
+        page = ledger.list_jobs(flt, cursor=cursor, limit=limit)
+    finally:
+        ledger.close()
+    console.print(jobs_table(page.items))
+    if page.next_cursor:
+        console.print(f"next page: --cursor {page.next_cursor}")
+
+
+@ledger_app.command("show")
+def ledger_show(job_id: str) -> None:
+    """Show one job with its history, as JSON."""
+    ledger = RedisLedger.from_settings(_settings())
+    try:
+        console.print_json(ledger.get(job_id).model_dump_json())
+    finally:
+        ledger.close()
+
+
+@ledger_app.command("counts")
+def ledger_counts(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Number of jobs per status."""
+    ledger = RedisLedger.from_settings(_settings())
+    try:
+        for status, n in ledger.counts(tenant_id=tenant).items():
+            console.print(f"{status.value:>10}: {n}")
+    finally:
+        ledger.close()
+
+
+@app.command()
+def demo(
+    tenant: Annotated[str, typer.Option(help="Tenant the sample requests belong to.")] = "demo",
+) -> None:
+    """The main job on the local stack: create topics, send sample requests, admit them."""
+    run_demo(_settings(), tenant=tenant, console=console)
+
+
+def main() -> None:
+    """Console-script entry point: typed errors become one readable line and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=err_console)])
+    # librdkafka warns about every transient broker hiccup it then rides out itself
+    logging.getLogger("ingest_ray.kafka.librdkafka").setLevel(logging.ERROR)
+    try:
+        app()
+    except IngestError as exc:
+        err_console.print(f"[red]error:[/] {exc.error_type}: {exc}")
+        raise SystemExit(2) from exc

@@ -1,0 +1,222 @@
+"""Fakes shipped with the package so users can test their own stages and workers.
+
+:class:`InMemoryLedger` implements the ledger contract in process memory under one lock. It runs
+the same contract tests as the Redis backend, so logic tested against it behaves the same way
+against Redis.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ingest_ray.errors import (
+    IllegalTransitionError,
+    JobNotFoundError,
+    LedgerError,
+    StaleTransitionError,
+)
+from ingest_ray.ledger.base import (
+    CreateOutcome,
+    Job,
+    JobEvent,
+    JobFilter,
+    NewJob,
+    Page,
+    TransitionOutcome,
+    TransitionRequest,
+)
+from ingest_ray.states import (
+    DEDUPLICATING,
+    JobStatus,
+)
+
+
+@dataclass
+class _Row:
+    job: Job
+    events: list[JobEvent] = field(default_factory=list)
+
+
+class InMemoryLedger:
+    """A thread-safe, single-process ledger with the same contract as :class:`RedisLedger`."""
+
+    def __init__(self, *, event_maxlen: int = 1000, clock: Any = None) -> None:
+        self._rows: dict[str, _Row] = {}
+        self._holders: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self.event_maxlen = event_maxlen
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def create(self, job: NewJob) -> CreateOutcome:
+        """Create ``job`` unless its document already has a live or completed job."""
+        with self._lock:
+            holder = self._holders.get((job.tenant_id, job.doc_key))
+            if holder is not None and self._rows[holder].job.status in DEDUPLICATING:
+                return CreateOutcome(holder, created=False, status=self._rows[holder].job.status)
+            now = self._clock()
+            record = Job(
+                job_id=job.job_id, tenant_id=job.tenant_id, doc_key=job.doc_key,
+                pipeline=job.pipeline, status=JobStatus.QUEUED, priority=job.priority,
+                metadata=dict(job.metadata), created_at=now, updated_at=now,
+            )  # fmt: skip
+            event = JobEvent(
+                seq=1, job_id=job.job_id, kind="created", at=now, to_status=JobStatus.QUEUED,
+                reason="create", data={"pipeline": job.pipeline},
+            )  # fmt: skip
+            self._rows[job.job_id] = _Row(job=record, events=[event])
+            self._holders[(job.tenant_id, job.doc_key)] = job.job_id
+            return CreateOutcome(job.job_id, created=True, status=JobStatus.QUEUED)
+
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
+        """:meth:`create` for each job, in order."""
+        return [self.create(job) for job in jobs]
+
+    def transition(self, request: TransitionRequest) -> TransitionOutcome:
+        """Apply one transition or raise the same typed errors as the Redis backend."""
+        result = self._apply(request)
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def transition_many(
+        self, requests: Sequence[TransitionRequest]
+    ) -> list[TransitionOutcome | LedgerError]:
+        """Apply each transition; refusals are returned in place."""
+        return [self._apply(r) for r in requests]
+
+    def _apply(self, req: TransitionRequest) -> TransitionOutcome | LedgerError:
+        try:
+            reason = req.checked_reason()
+        except IllegalTransitionError as exc:
+            return exc
+        with self._lock:
+            row = self._rows.get(req.job_id)
+            if row is None:
+                return JobNotFoundError(f"no job {req.job_id}", job_id=req.job_id)
+            job = row.job
+            refusal = self._refusal(req, job)
+            if refusal is not None:
+                return refusal
+            now = self._clock()
+            updates = _updates(req, job, now)
+            row.job = job.model_copy(update=updates)
+            event = JobEvent(
+                seq=len(row.events) + 1, job_id=job.job_id,
+                kind=req.kind, at=now,
+                from_status=req.expected, to_status=req.target,
+                reason=reason.value if reason else None, stage=req.stage,
+                attempts=row.job.attempts, error=req.error, data=dict(req.data),
+            )  # fmt: skip
+            row.events.append(event)
+            return TransitionOutcome(job_id=job.job_id, status=req.target, seq=event.seq)
+
+    def _refusal(self, req: TransitionRequest, job: Job) -> LedgerError | None:
+        if job.status is not req.expected:
+            return StaleTransitionError(
+                f"job {job.job_id} is {job.status.value}, not {req.expected.value}",
+                job_id=job.job_id,
+                actual_status=job.status.value,
+            )
+        if req.expected_attempts is not None and job.attempts != req.expected_attempts:
+            return StaleTransitionError(
+                f"job {job.job_id} is at attempt {job.attempts}, not {req.expected_attempts}",
+                job_id=job.job_id,
+                actual_status=job.status.value,
+            )
+        if req.target is JobStatus.QUEUED and req.expected is not JobStatus.QUEUED:
+            key = (job.tenant_id, job.doc_key)
+            holder = self._holders.get(key)
+            if holder not in (None, job.job_id) and self._rows[holder].job.status in DEDUPLICATING:
+                return IllegalTransitionError(
+                    f"job {holder} already holds this document; {job.job_id} cannot be re-queued",
+                    job_id=job.job_id,
+                )
+            self._holders[key] = job.job_id
+        return None
+
+    def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
+        """The job with its history."""
+        with self._lock:
+            row = self._rows.get(job_id)
+            if row is None or (tenant_id is not None and row.job.tenant_id != tenant_id):
+                raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
+            return row.job.model_copy(update={"history": list(row.events)})
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Jobs without history, ``None`` where missing."""
+        with self._lock:
+            return [self._rows[i].job if i in self._rows else None for i in job_ids]
+
+    def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
+        """Matching jobs, newest first, ``limit`` at a time."""
+        with self._lock:
+            jobs = sorted(
+                (r.job for r in self._rows.values()), key=lambda j: j.job_id, reverse=True
+            )
+        matching = [j for j in jobs if (cursor is None or j.job_id < cursor) and flt.matches(j)]
+        page = matching[:limit]
+        return Page(items=page, next_cursor=page[-1].job_id if len(matching) > limit else None)
+
+    def counts(self, *, tenant_id: str | None = None) -> dict[JobStatus, int]:
+        """Jobs per status."""
+        out = dict.fromkeys(JobStatus, 0)
+        with self._lock:
+            for row in self._rows.values():
+                if tenant_id is None or row.job.tenant_id == tenant_id:
+                    out[row.job.status] += 1
+        return out
+
+    def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
+        """Jobs whose lease ran out, oldest expiry first."""
+        moment = now or self._clock()
+        with self._lock:
+            leased = [
+                r.job
+                for r in self._rows.values()
+                if r.job.lease_expires_at is not None and r.job.lease_expires_at <= moment
+            ]
+        leased.sort(key=lambda j: (j.lease_expires_at, j.job_id))
+        return [j.job_id for j in leased[:limit]]
+
+    def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
+        """Events with ``seq > after`` among the last ``event_maxlen``."""
+        with self._lock:
+            row = self._rows.get(job_id)
+            kept = row.events[-self.event_maxlen :] if row else []
+        return [e for e in kept if e.seq > after][:count]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _updates(req: TransitionRequest, job: Job, now: datetime) -> dict[str, Any]:
+    updates: dict[str, Any] = {
+        "status": req.target,
+        "updated_at": now,
+        "attempts": job.attempts + req.attempts_delta,
+    }
+    if req.stage:
+        updates["stage"] = req.stage
+    if req.error is not None:
+        updates["error"] = req.error
+    elif req.target is JobStatus.QUEUED:
+        updates["error"] = None
+    if req.target is JobStatus.PROCESSING and job.started_at is None:
+        updates["started_at"] = now
+    if req.target.is_terminal:
+        updates["finished_at"] = now
+    elif req.target is JobStatus.QUEUED:
+        updates["finished_at"] = None
+    if req.target.is_terminal or req.target is JobStatus.QUEUED or req.lease_s == 0:
+        updates["lease_expires_at"] = None
+    elif req.lease_s is not None:
+        updates["lease_expires_at"] = now + timedelta(seconds=req.lease_s)
+    return updates
+
+
+def _job_id(job: Job) -> str:
+    return job.job_id
