@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,17 +48,22 @@ class ManagedProcess:
         """Launch ``argv`` in its own session with output to the log file; record its pid."""
         self.pid_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                list(argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **(env or {})},
-            )
-        self.pid_path.write_text(json.dumps({"pid": proc.pid, "marker": marker}))
-        return proc.pid
+        # posix_spawn, not Popen: the service outlives this process, so there is no child
+        # object to keep; stdout/stderr go to the log, stdin is /dev/null, new session.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        pid = os.posix_spawnp(
+            argv[0],
+            list(argv),
+            {**os.environ, **(env or {})},
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(self.log_path), flags, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+        self.pid_path.write_text(json.dumps({"pid": pid, "marker": marker}))
+        return pid
 
     def alive(self) -> bool:
         """Whether our recorded process still runs."""

@@ -1,0 +1,150 @@
+"""Service fixtures shared by every test directory.
+
+Kafka and Redis come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set; otherwise the
+project's own local stack is started (``ingest-ray stack up``); where neither works and a Docker
+engine answers, testcontainers provides them. Under ``CI=true`` a missing service fails the run
+instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest_ray.config import Settings
+from ingest_ray.errors import IngestError
+from ingest_ray.kafka.admin import ensure_topics
+from ingest_ray.kafka.health import check_kafka
+from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.stack.launcher import LocalStack
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+def in_ci() -> bool:
+    """Whether this run is CI, where nothing may be skipped for want of a service."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the real Kafka and Redis of this test session are."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    origin: str
+
+
+def _unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"required service unavailable under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"services unavailable: {reason}")
+
+
+def _problems(kafka: str, redis_url: str) -> list[str]:
+    problems = []
+    health = check_kafka(kafka, timeout=10.0, topics=())
+    if health.brokers == 0:
+        problems.append(f"Kafka at {kafka}: {health.error}")
+    try:
+        redis.Redis.from_url(redis_url, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {redis_url}: {exc}")
+    return problems
+
+
+def _docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    result = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """Real Kafka and Redis, from the environment, the local stack, or testcontainers."""
+    kafka, redis_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("REDIS_URL")
+    if kafka and redis_url:
+        problems = _problems(kafka, redis_url)
+        if problems:
+            _unavailable("; ".join(problems))
+        yield Services(kafka, redis_url, "environment")
+        return
+    try:
+        stack = LocalStack.from_settings(Settings())
+        stack.up(timeout=180)
+        yield Services(
+            kafka or stack.kafka.address, redis_url or stack.redis.address, "local stack"
+        )
+        return
+    except IngestError as exc:
+        stack_error = str(exc)
+    if _docker_engine():
+        yield from _containers()
+        return
+    _unavailable(f"local stack could not start ({stack_error}) and no Docker engine answers")
+
+
+def _containers() -> Iterator[Services]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.redis import RedisContainer
+
+    with KafkaContainer().with_kraft() as kafka, RedisContainer() as red:
+        host, port = red.get_container_host_ip(), red.get_exposed_port(6379)
+        yield Services(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")
+
+
+@pytest.fixture(scope="session")
+def redis_url(services: Services) -> str:
+    return services.redis_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services: Services) -> str:
+    return services.kafka_bootstrap
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are removed afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.unlink(*keys)
+    client.close()
+
+
+@pytest.fixture
+def redis_ledger(redis_url: str, redis_prefix: str) -> Iterator[RedisLedger]:
+    ledger = RedisLedger(redis_url, prefix=redis_prefix)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture
+def new_topics(kafka_bootstrap: str) -> Callable[..., list[str]]:
+    """Create fresh, uniquely named topics for one test."""
+
+    def make(*names: str, partitions: int = 3) -> list[str]:
+        tag = uuid.uuid4().hex[:10]
+        topics = [f"test.{tag}.{name}" for name in names]
+        ensure_topics(kafka_bootstrap, topics, partitions=partitions, replication=1)
+        return topics
+
+    return make
