@@ -63,6 +63,13 @@ def stack_up(
         console.print(f"[green]{s.name}[/] ready at [bold]{s.address}[/] (pid {s.pid})")
 
 
+@stack_app.command("fetch")
+def stack_fetch() -> None:
+    """Resolve the pinned Kafka jars from Maven Central into the cache (done by `up` too)."""
+    stack = LocalStack.from_settings(_settings())
+    console.print(f"Kafka {stack.kafka.version} jars in {stack.kafka.ensure_jars()}")
+
+
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the services `stack up` started (by pid file, never by name)."""

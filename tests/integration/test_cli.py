@@ -1,0 +1,55 @@
+"""The CLI as a user runs it, in a subprocess against the real services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+from ingest_ray.ledger import JobFilter
+from ingest_ray.ledger.redis import RedisLedger
+from tests.conftest import Services
+
+
+def _cli(services: Services, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap,
+        "REDIS_URL": services.redis_url,
+        "INGEST_RAY_REDIS_PREFIX": prefix,
+        "INGEST_RAY_CONSUMER_GROUP": f"cli-{uuid.uuid4().hex}",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ingest_ray", *args],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_cli_demo_admits_the_samples_once(services: Services, redis_prefix: str) -> None:
+    tenant = f"demo-{uuid.uuid4().hex[:6]}"
+    result = _cli(services, redis_prefix, "demo", "--tenant", tenant)
+    assert result.returncode == 0, result.stderr
+    assert "published 6 requests and 1 unreadable message" in result.stdout
+    ledger = RedisLedger(services.redis_url, prefix=redis_prefix)
+    jobs = ledger.list_jobs(JobFilter(tenant_id=tenant)).items
+    ledger.close()
+    assert len(jobs) == 5  # six requests, one a duplicate
+    assert {j.pipeline for j in jobs} == {"auto", "two_phase"}
+
+
+def test_cli_health_and_ledger_commands(services: Services, redis_prefix: str) -> None:
+    health = _cli(services, redis_prefix, "health", "--json")
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert '"brokers": 1' in health.stdout
+    counts = _cli(services, redis_prefix, "ledger", "counts")
+    assert counts.returncode == 0
+    assert "queued: 0" in counts.stdout
+
+
+def test_cli_reports_typed_errors_as_one_line(services: Services, redis_prefix: str) -> None:
+    result = _cli(services, redis_prefix, "ledger", "show", "no-such-job")
+    assert result.returncode == 2
+    assert "JobNotFoundError" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,265 @@
+"""The ledger contract, run against every backend: the in-memory fake and real Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest_ray.errors import IllegalTransitionError, JobNotFoundError, StaleTransitionError
+from ingest_ray.ledger import JobError, JobFilter, Ledger, NewJob, TransitionRequest
+from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.states import TRANSITIONS, JobStatus
+from ingest_ray.testing import InMemoryLedger
+
+S = JobStatus
+
+
+@pytest.fixture(params=["memory", "redis"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    if request.param == "memory":
+        yield InMemoryLedger()
+    else:
+        yield request.getfixturevalue("redis_ledger")
+
+
+def _new(ledger: Ledger, doc: str = "doc:1", tenant: str = "t1", **kw: object) -> str:
+    return ledger.create(NewJob(tenant_id=tenant, doc_key=doc, pipeline="auto", **kw)).job_id  # type: ignore[arg-type]
+
+
+def _move(ledger: Ledger, job_id: str, src: S, dst: S, **kw: object) -> None:
+    ledger.transition(TransitionRequest(job_id, src, dst, **kw))  # type: ignore[arg-type]
+
+
+# a path from queued to each status through legal transitions
+PATHS = {
+    S.QUEUED: [],
+    S.PROCESSING: [(S.QUEUED, S.PROCESSING)],
+    S.COMPLETED: [(S.QUEUED, S.PROCESSING), (S.PROCESSING, S.COMPLETED)],
+    S.FAILED: [(S.QUEUED, S.PROCESSING), (S.PROCESSING, S.FAILED)],
+    S.CANCELLED: [(S.QUEUED, S.CANCELLED)],
+}
+
+
+def _job_in(ledger: Ledger, status: S, doc: str) -> str:
+    job_id = _new(ledger, doc)
+    for src, dst in PATHS[status]:
+        _move(ledger, job_id, src, dst)
+    return job_id
+
+
+@pytest.mark.parametrize(("src", "dst"), sorted(TRANSITIONS))
+def test_ledger_applies_every_legal_transition(ledger: Ledger, src: S, dst: S) -> None:
+    job_id = _job_in(ledger, src, "doc:legal")
+    _move(ledger, job_id, src, dst)
+    job = ledger.get(job_id)
+    assert job.status is dst
+    assert job.history[-1].from_status is src
+    assert job.history[-1].to_status is dst
+    assert (job.finished_at is not None) == dst.is_terminal
+
+
+ILLEGAL = [(a, b) for a in S for b in S if (a, b) not in TRANSITIONS and a is not b]
+
+
+@pytest.mark.parametrize(("src", "dst"), ILLEGAL)
+def test_ledger_rejects_every_illegal_transition(ledger: Ledger, src: S, dst: S) -> None:
+    job_id = _job_in(ledger, src, "doc:illegal")
+    before = ledger.get(job_id)
+    with pytest.raises(IllegalTransitionError):
+        _move(ledger, job_id, src, dst)
+    after = ledger.get(job_id)
+    assert after.status is src
+    assert len(after.history) == len(before.history)
+
+
+def test_ledger_rejects_stale_compare_and_set(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, attempts_delta=1)
+    with pytest.raises(StaleTransitionError) as info:
+        _move(ledger, job_id, S.QUEUED, S.CANCELLED)
+    assert info.value.actual_status == "processing"
+    with pytest.raises(StaleTransitionError, match="attempt"):
+        _move(ledger, job_id, S.PROCESSING, S.COMPLETED, expected_attempts=0)
+    _move(ledger, job_id, S.PROCESSING, S.COMPLETED, expected_attempts=1)
+    with pytest.raises(JobNotFoundError):
+        _move(ledger, "nope", S.QUEUED, S.PROCESSING)
+
+
+def test_stage_updates_only_while_processing(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    with pytest.raises(IllegalTransitionError):
+        _move(ledger, job_id, S.QUEUED, S.QUEUED, stage="metadata")
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="metadata", attempts_delta=1)
+    _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage="chunk", data={"chunks": 3})
+    job = ledger.get(job_id)
+    assert job.stage == "chunk"
+    assert [e.kind for e in job.history] == ["created", "transition", "stage"]
+    assert job.history[-1].data == {"chunks": 3}
+    assert ledger.list_jobs(JobFilter(stage="chunk")).items[0].job_id == job_id
+    assert ledger.list_jobs(JobFilter(stage="metadata")).items == []
+
+
+def test_create_is_idempotent_per_tenant_and_doc(ledger: Ledger) -> None:
+    first = ledger.create(NewJob("t1", "doc:x", "auto"))
+    again = ledger.create(NewJob("t1", "doc:x", "two_phase"))
+    other_tenant = ledger.create(NewJob("t2", "doc:x", "auto"))
+    assert first.created and not again.created
+    assert again.job_id == first.job_id
+    assert other_tenant.created and other_tenant.job_id != first.job_id
+    _move(ledger, first.job_id, S.QUEUED, S.PROCESSING)
+    _move(ledger, first.job_id, S.PROCESSING, S.COMPLETED)
+    assert ledger.create(NewJob("t1", "doc:x", "auto")).job_id == first.job_id
+
+
+def test_failed_or_cancelled_doc_gets_a_new_job_and_blocks_the_old_retry(ledger: Ledger) -> None:
+    old = _job_in(ledger, S.FAILED, "doc:y")
+    new = ledger.create(NewJob("t1", "doc:y", "auto"))
+    assert new.created and new.job_id != old
+    with pytest.raises(IllegalTransitionError, match="already holds"):
+        _move(ledger, old, S.FAILED, S.QUEUED)
+    _move(ledger, new.job_id, S.QUEUED, S.CANCELLED)
+    _move(ledger, old, S.FAILED, S.QUEUED)
+    assert ledger.create(NewJob("t1", "doc:y", "auto")).job_id == old
+
+
+def test_retry_clears_error_and_finish_time(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, attempts_delta=1, lease_s=30)
+    error = JobError(type="Boom", message="it broke", stage="embed")
+    _move(ledger, job_id, S.PROCESSING, S.FAILED, error=error)
+    failed = ledger.get(job_id)
+    assert failed.error == error
+    assert failed.lease_expires_at is None
+    _move(ledger, job_id, S.FAILED, S.QUEUED)
+    retried = ledger.get(job_id)
+    assert retried.error is None
+    assert retried.finished_at is None
+    assert retried.attempts == 1
+    assert retried.history[-1].reason == "retry"
+
+
+def test_concurrent_creates_make_exactly_one_job(ledger: Ledger) -> None:
+    barrier = threading.Barrier(16)
+
+    def create(i: int) -> tuple[str, bool]:
+        barrier.wait()
+        out = ledger.create(NewJob("t1", "doc:race", "auto", metadata={"creator": i}))
+        return out.job_id, out.created
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(create, range(64)))
+    assert len({job_id for job_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert ledger.counts(tenant_id="t1")[S.QUEUED] == 1
+
+
+def test_list_paginates_newest_first_with_filters(ledger: Ledger) -> None:
+    ids = [_new(ledger, f"doc:{i}", tenant="t1" if i % 2 else "t2") for i in range(25)]
+    for job_id in ids[:5]:
+        _move(ledger, job_id, S.QUEUED, S.PROCESSING)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = ledger.list_jobs(JobFilter(), cursor=cursor, limit=10)
+        seen += [j.job_id for j in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+    t1 = ledger.list_jobs(JobFilter(tenant_id="t1"), limit=100).items
+    assert {j.job_id for j in t1} == set(ids[1::2])
+    processing_t1 = ledger.list_jobs(JobFilter(tenant_id="t1", status=S.PROCESSING)).items
+    assert {j.job_id for j in processing_t1} == {ids[1], ids[3]}
+    assert ledger.list_jobs(JobFilter(pipeline="other")).items == []
+    by_doc = ledger.list_jobs(JobFilter(tenant_id="t2", doc_key="doc:4")).items
+    assert [j.job_id for j in by_doc] == [ids[4]]
+
+
+def test_list_filters_by_created_range(ledger: Ledger) -> None:
+    early = _new(ledger, "doc:early")
+    time.sleep(0.02)
+    middle = datetime.now(UTC)
+    time.sleep(0.02)
+    late = _new(ledger, "doc:late")
+    assert [j.job_id for j in ledger.list_jobs(JobFilter(created_after=middle)).items] == [late]
+    assert [j.job_id for j in ledger.list_jobs(JobFilter(created_before=middle)).items] == [early]
+
+
+def test_counts_by_status(ledger: Ledger) -> None:
+    for status in S:
+        _job_in(ledger, status, f"doc:{status.value}")
+    counts = ledger.counts()
+    assert counts == dict.fromkeys(S, 1)
+    assert ledger.counts(tenant_id="other") == dict.fromkeys(S, 0)
+
+
+def test_expired_leases_are_listed_until_renewed_or_finished(ledger: Ledger) -> None:
+    a, b = _new(ledger, "doc:a"), _new(ledger, "doc:b")
+    _move(ledger, a, S.QUEUED, S.PROCESSING, lease_s=0.05)
+    _move(ledger, b, S.QUEUED, S.PROCESSING, lease_s=60)
+    time.sleep(0.1)
+    assert ledger.expired_leases() == [a]
+    _move(ledger, a, S.PROCESSING, S.PROCESSING, stage="chunk", lease_s=60)
+    assert ledger.expired_leases() == []
+    future = datetime.now(UTC) + timedelta(seconds=120)
+    assert sorted(ledger.expired_leases(now=future)) == sorted([a, b])
+    _move(ledger, b, S.PROCESSING, S.COMPLETED)
+    assert ledger.expired_leases(now=future) == [a]
+
+
+def test_event_stream_is_ordered_and_readable_from_an_id(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="s0")
+    for i in range(1, 8):
+        _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage=f"s{i}")
+    _move(ledger, job_id, S.PROCESSING, S.COMPLETED)
+    events = ledger.events(job_id)
+    assert [e.seq for e in events] == list(range(1, 11))
+    assert events[0].kind == "created"
+    assert events[-1].to_status is S.COMPLETED
+    tail = ledger.events(job_id, after=6)
+    assert [e.seq for e in tail] == [7, 8, 9, 10]
+    assert ledger.events(job_id, after=10) == []
+    assert [e.seq for e in ledger.events(job_id, after=2, count=3)] == [3, 4, 5]
+
+
+def test_batch_create_and_transition_report_per_item(ledger: Ledger) -> None:
+    outcomes = ledger.create_many(
+        [NewJob("t1", f"doc:{i}", "auto") for i in range(5)] + [NewJob("t1", "doc:0", "auto")]
+    )
+    assert [o.created for o in outcomes] == [True] * 5 + [False]
+    assert outcomes[5].job_id == outcomes[0].job_id
+    requests = [TransitionRequest(o.job_id, S.QUEUED, S.PROCESSING) for o in outcomes[:5]]
+    requests.append(TransitionRequest(outcomes[0].job_id, S.QUEUED, S.PROCESSING))
+    requests.append(TransitionRequest(outcomes[1].job_id, S.QUEUED, S.COMPLETED))
+    results = ledger.transition_many(requests)
+    assert [type(r).__name__ for r in results] == ["TransitionOutcome"] * 5 + [
+        "StaleTransitionError",
+        "IllegalTransitionError",
+    ]
+    assert ledger.counts()[S.PROCESSING] == 5
+
+
+def test_get_is_tenant_scoped(ledger: Ledger) -> None:
+    job_id = _new(ledger, tenant="t1")
+    assert ledger.get(job_id, tenant_id="t1").job_id == job_id
+    with pytest.raises(JobNotFoundError):
+        ledger.get(job_id, tenant_id="t2")
+
+
+def test_redis_event_stream_is_capped_but_history_is_kept(redis_url: str, redis_prefix: str) -> None:
+    ledger = RedisLedger(redis_url, prefix=redis_prefix, event_maxlen=10)
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING)
+    for i in range(300):
+        _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage=f"s{i}")
+    events = ledger.events(job_id, count=1000)
+    assert len(events) < 300
+    assert events[-1].seq == 302
+    assert len(ledger.get(job_id).history) == 302
+    ledger.close()

@@ -1,0 +1,65 @@
+"""The local stack launcher, on ports of its own so the session's stack is left alone."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest_ray.config import Settings
+from ingest_ray.kafka import check_kafka, ensure_topics
+from ingest_ray.stack.launcher import LocalStack
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def second_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state: Path = tmp_path_factory.mktemp("stack")
+    stack = LocalStack(
+        state,
+        Settings().cache_dir,  # share the jar cache with the session's stack
+        kafka_version=Settings().kafka_version,
+        kafka_port=_free_port(),
+        controller_port=_free_port(),
+        redis_port=_free_port(),
+    )
+    stack.up(timeout=180)
+    yield stack
+    stack.down()
+
+
+def test_stack_up_is_idempotent_and_reports_ready(second_stack: LocalStack) -> None:
+    before = {s.name: s.pid for s in second_stack.status()}
+    after = second_stack.up(timeout=60)
+    assert {s.name: s.pid for s in after} == before
+    assert all(s.ready and s.pid for s in after)
+
+
+def test_stack_redis_persists_with_aof(second_stack: LocalStack) -> None:
+    client = redis.Redis(port=second_stack.redis.port)
+    config = client.config_get("append*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "everysec"
+    client.close()
+
+
+def test_stack_kafka_takes_topics_and_stops_cleanly(second_stack: LocalStack) -> None:
+    address = second_stack.kafka.address
+    ensure_topics(address, ["t.a"], partitions=2)
+    assert check_kafka(address, timeout=5, topics=["t.a"]).ok
+    second_stack.down()
+    assert [s.pid for s in second_stack.status()] == [None, None]
+    stopped = check_kafka(address, timeout=2.0, topics=["t.a"])
+    assert not stopped.ok
+    assert stopped.elapsed_s < 3.0
+    # and it comes back with its data (storage is formatted only once)
+    second_stack.up(timeout=180)
+    assert check_kafka(address, timeout=10, topics=["t.a"]).ok
