@@ -1,6 +1,6 @@
 """Ledger throughput: one round trip per job versus the batch variants, on a real Redis.
 
-    .venv/bin/python -m benchmarks.ledger_throughput --jobs 20000 --json benchmarks/results/ledger.json
+    python -m benchmarks.ledger_throughput --jobs 20000 --json benchmarks/results/ledger.json
 
 Prints jobs/s for create and for queued->processing->completed, single and batched, and the
 batch/single ratios. Uses a throw-away key prefix and removes it afterwards.

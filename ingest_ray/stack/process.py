@@ -75,12 +75,12 @@ class ManagedProcess:
         if rec is None:
             self.pid_path.unlink(missing_ok=True)
             return False
-        os.kill(rec.pid, signal.SIGTERM)
+        _signal(rec.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _is_ours(rec):
             time.sleep(0.2)
         if _is_ours(rec):
-            os.kill(rec.pid, signal.SIGKILL)
+            _signal(rec.pid, signal.SIGKILL)
             _wait_gone(rec, 10.0)
         self.pid_path.unlink(missing_ok=True)
         return True
@@ -94,18 +94,20 @@ class ManagedProcess:
 
 
 def _is_ours(rec: PidRecord) -> bool:
+    _reap(rec.pid)
     try:
         os.kill(rec.pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return False
-    _reap(rec.pid)
-    cmdline = Path(f"/proc/{rec.pid}/cmdline")
-    if not cmdline.exists():  # no procfs (macOS): trust the pid file
+    if not Path("/proc/self").exists():  # no procfs (macOS): trust the pid file
         return True
     try:
-        text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        text = (
+            Path(f"/proc/{rec.pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+        )
         status = Path(f"/proc/{rec.pid}/stat").read_text()
     except OSError:
         return False
@@ -126,3 +128,8 @@ def _wait_gone(rec: PidRecord, timeout: float) -> None:
             return
         time.sleep(0.1)
     raise StackError(f"process {rec.pid} did not exit after SIGKILL")
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited by itself meanwhile
+        os.kill(pid, sig)

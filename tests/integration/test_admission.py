@@ -50,7 +50,9 @@ def test_admission_admits_dedups_and_dead_letters(
 ) -> None:
     topics = new_topics("requests", "dlq")
     requests = [
-        IngestRequest(tenant_id="acme", source=DocumentSource(kind=SourceKind.DOI, value=f"10.9/{i}"))
+        IngestRequest(
+            tenant_id="acme", source=DocumentSource(kind=SourceKind.DOI, value=f"10.9/{i}")
+        )
         for i in range(12)
     ]
     with Producer(kafka_bootstrap) as producer:
@@ -61,7 +63,12 @@ def test_admission_admits_dedups_and_dead_letters(
 
     group = f"g-{uuid.uuid4().hex}"
     totals = _admit(kafka_bootstrap, redis_ledger, topics, group)
-    assert (totals.messages, totals.created, totals.duplicates, totals.dead_letters) == (15, 12, 1, 2)  # type: ignore[attr-defined]
+    assert (totals.messages, totals.created, totals.duplicates, totals.dead_letters) == (
+        15,
+        12,
+        1,
+        2,
+    )  # type: ignore[attr-defined]
     jobs = redis_ledger.list_jobs(JobFilter(tenant_id="acme"), limit=100).items
     assert sorted(j.doc_key for j in jobs) == sorted(r.doc_key for r in requests)
     assert all(j.status is JobStatus.QUEUED and j.pipeline == "two_phase" for j in jobs)

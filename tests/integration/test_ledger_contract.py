@@ -252,7 +252,9 @@ def test_get_is_tenant_scoped(ledger: Ledger) -> None:
         ledger.get(job_id, tenant_id="t2")
 
 
-def test_redis_event_stream_is_capped_but_history_is_kept(redis_url: str, redis_prefix: str) -> None:
+def test_redis_event_stream_is_capped_but_history_is_kept(
+    redis_url: str, redis_prefix: str
+) -> None:
     ledger = RedisLedger(redis_url, prefix=redis_prefix, event_maxlen=10)
     job_id = _new(ledger)
     _move(ledger, job_id, S.QUEUED, S.PROCESSING)
