@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -63,4 +64,16 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             outcome[name] = "exists"
+    _await_metadata(admin, [t.topic for t in missing], timeout)
     return outcome
+
+
+def _await_metadata(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    """Return once every topic shows up in the cluster metadata, so callers can use them at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        known = admin.list_topics(timeout=timeout).topics
+        if all(t in known and not known[t].error for t in topics):
+            return
+        time.sleep(0.1)
+    raise ServiceUnavailableError(f"topics not visible after {timeout}s: {', '.join(topics)}")

@@ -63,6 +63,7 @@ class ManagedProcess:
             setsid=True,
         )
         self.pid_path.write_text(json.dumps({"pid": pid, "marker": marker}))
+        _await_exec(PidRecord(pid=pid, marker=marker), timeout=5.0)
         return pid
 
     def alive(self) -> bool:
@@ -133,3 +134,14 @@ def _wait_gone(rec: PidRecord, timeout: float) -> None:
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # it exited by itself meanwhile
         os.kill(pid, sig)
+
+
+def _await_exec(rec: PidRecord, timeout: float) -> None:
+    """Wait until the child shows its new command line (empty until its exec completes), so a
+    ``record()`` right after ``start()`` recognises it. A child that dies is left to the caller."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not _is_ours(rec):
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            if os.waitpid(rec.pid, os.WNOHANG) != (0, 0):
+                return
+        time.sleep(0.005)
