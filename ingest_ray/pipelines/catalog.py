@@ -1,0 +1,92 @@
+"""The catalog: which stages, pools and pipelines a runtime knows. Plain, picklable data.
+
+Stages are named by import path (``"package.module:factory"``) so any Ray worker process can build
+them: a factory is a class or function called with the process :class:`~ingest_ray.config.Settings`
+that returns a :class:`~ingest_ray.stages.base.Stage`. Users extend the catalog with their own
+stages and pipelines (see the README) and hand it to the runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ingest_ray.errors import ConfigurationError
+from ingest_ray.pipelines.spec import Pipeline, Resources
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """An actor pool: its resources, size bounds and concurrency budget.
+
+    ``max_in_flight`` is the pool's budget: how many batches may run at once across its actors
+    (the Dispatcher never dispatches beyond it). ``batch_size`` caps jobs per call.
+    """
+
+    name: str
+    resources: Resources = field(default_factory=Resources)
+    min_size: int = 1
+    max_size: int = 1
+    max_in_flight: int = 4
+    batch_size: int = 1
+    actor_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
+            raise ValueError(f"pool {self.name}: need 0 <= min_size <= max_size, max_size >= 1")
+        if self.max_in_flight < 1 or self.batch_size < 1:
+            raise ValueError(f"pool {self.name}: max_in_flight and batch_size must be >= 1")
+
+
+@dataclass
+class Catalog:
+    """Stages (name -> import path), pools and pipelines of one runtime."""
+
+    stages: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, PoolSpec] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+    def register_stage(self, name: str, factory: str, pool: PoolSpec | None = None) -> None:
+        """Add (or replace) a stage implementation, with the pool that runs it."""
+        if ":" not in factory:
+            raise ConfigurationError(f"stage factory must be 'module:attr', got {factory!r}")
+        self.stages[name] = factory
+        self.pools.setdefault(name, pool or PoolSpec(name=name))
+        if pool is not None:
+            self.pools[pool.name] = pool
+
+    def register_pool(self, pool: PoolSpec) -> None:
+        """Add or replace a pool."""
+        self.pools[pool.name] = pool
+
+    def register_pipeline(self, pipeline: Pipeline) -> None:
+        """Add or replace a pipeline; every stage and pool it uses must be known."""
+        for spec in pipeline.stages:
+            if spec.stage not in self.stages:
+                raise ConfigurationError(f"pipeline {pipeline.name}: unknown stage {spec.stage!r}")
+            if spec.pool_name not in self.pools:
+                self.pools[spec.pool_name] = PoolSpec(name=spec.pool_name)
+        self.pipelines[pipeline.name] = pipeline
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The pipeline called ``name``."""
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pipelines))
+            raise ConfigurationError(f"unknown pipeline {name!r} (known: {known})") from None
+
+    def with_pool(self, name: str, **changes: Any) -> Catalog:
+        """A copy with one pool's settings changed (handy in tests and benchmarks)."""
+        pools = {**self.pools, name: replace(self.pools[name], **changes)}
+        return Catalog(dict(self.stages), pools, dict(self.pipelines))
+
+
+def load_factory(path: str) -> Any:
+    """Import ``module:attr``."""
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot import stage factory {path!r}: {exc}") from exc

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ingest_ray.events import DocumentSource, SourceKind
+from ingest_ray.pipelines.catalog import Catalog, PoolSpec
+from ingest_ray.pipelines.spec import Pipeline, StageSpec
+from ingest_ray.retry import RetryPolicy
+from ingest_ray.runtime.dispatch_core import Advance, DispatcherCore, Fail, Finish, Retry
+from ingest_ray.runtime.work import StageFailure, WorkItem
+from ingest_ray.stages.base import StageOutput
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _catalog(*, budget: int = 1, batch: int = 1, retry: RetryPolicy | None = None) -> Catalog:
+    cat = Catalog()
+    for name in ("a", "b"):
+        cat.register_stage(name, "x:y", PoolSpec(name, max_in_flight=budget, batch_size=batch))
+    policy = retry or RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=8)
+    cat.register_pipeline(
+        Pipeline("p", (StageSpec("a", retry=policy, timeout_s=10, lease_grace_s=0), StageSpec("b")))
+    )
+    return cat
+
+
+def _item(job: str, priority: int = 5) -> WorkItem:
+    return WorkItem(
+        job, "t", f"doc:{job}", "p", priority, DocumentSource(kind=SourceKind.TEXT, value="x")
+    )
+
+
+def _core(clock: Clock, **kw: object) -> DispatcherCore:
+    cat = kw.pop("catalog", None) or _catalog()
+    return DispatcherCore(cat, clock=clock, **kw)  # type: ignore[arg-type]
+
+
+def _drain_order(core: DispatcherCore, clock: Clock) -> list[str]:
+    order = []
+    while True:
+        batch = core.next_dispatches()
+        if not batch:
+            return order
+        for d in batch:
+            order += [i.job_id for i in d.items]
+            for o in core.complete(d.dispatch_id, [StageOutput()] * len(d.items)):
+                core.apply(o, accepted=False)
+        clock.now += 0.001
+
+
+def test_dispatch_core_orders_by_priority_then_age() -> None:
+    clock = Clock()
+    core = _core(clock)
+    for job, prio in [("low1", 1), ("high1", 9), ("mid", 5)]:
+        core.admit([_item(job, prio)])
+        clock.now += 1
+    core.admit([_item("high2", 9)])
+    assert _drain_order(core, clock) == ["high1", "high2", "mid", "low1"]
+
+
+def test_dispatch_core_aging_lets_old_low_priority_jobs_through() -> None:
+    clock = Clock()
+    core = _core(clock, aging_s=10)
+    core.admit([_item("old-low", 0)])
+    clock.now += 95  # 0 + 95/10 = 9.5 beats a fresh 9
+    core.admit([_item("new-high", 9)])
+    assert _drain_order(core, clock)[0] == "old-low"
+
+
+def test_dispatch_core_respects_pool_budget_and_batch_size() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_catalog(budget=2, batch=3))
+    core.admit([_item(f"j{i}") for i in range(10)])
+    first = core.next_dispatches()
+    assert [len(d.items) for d in first] == [3, 3]
+    assert core.next_dispatches() == []  # budget of 2 in flight used up
+    core.complete(first[0].dispatch_id, [StageOutput()] * 3)
+    assert [len(d.items) for d in core.next_dispatches()] == [3]
+
+
+def test_dispatch_core_advances_then_finishes() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    (d,) = core.next_dispatches()
+    (adv,) = core.complete(d.dispatch_id, [StageOutput(data={"n": 1})])
+    assert isinstance(adv, Advance)
+    assert adv.next_stage == "b"
+    core.apply(adv, accepted=True)
+    (d2,) = core.next_dispatches()
+    assert d2.stage == "b"
+    assert d2.items[0].outputs == {"a": {"n": 1}}
+    (fin,) = core.complete(d2.dispatch_id, [StageOutput()])
+    assert isinstance(fin, Finish)
+    core.apply(fin, accepted=True)
+    assert not core.holds("j")
+
+
+def test_dispatch_core_finish_flag_ends_pipeline_early() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    (d,) = core.next_dispatches()
+    (out,) = core.complete(d.dispatch_id, [StageOutput(finish=True, outcome="no full text")])
+    assert isinstance(out, Finish)
+    assert out.outcome == "no full text"
+
+
+def test_dispatch_core_retries_with_growing_delays_then_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(random, "uniform", lambda lo, hi: hi)  # make the full jitter deterministic
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    boom = StageFailure("Flaky", "try again", retryable=True)
+    delays = []
+    for attempt in (1, 2):
+        (d,) = core.next_dispatches()
+        assert d.items[0].attempt == attempt
+        (out,) = core.complete(d.dispatch_id, [boom])
+        assert isinstance(out, Retry)
+        delays.append(out.delay_s)
+        core.apply(out, accepted=True)
+        assert core.next_dispatches() == []  # waiting on its timer, holding no budget
+        clock.now += out.delay_s
+        assert core.fire_timers() == 1
+    assert delays == [1.0, 2.0]
+    (d,) = core.next_dispatches()
+    (out,) = core.complete(d.dispatch_id, [boom])
+    assert isinstance(out, Fail)
+    assert out.attempt == 3
+
+
+def test_dispatch_core_permanent_error_fails_at_once() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    (d,) = core.next_dispatches()
+    (out,) = core.complete(d.dispatch_id, [StageFailure("Bad", "no", retryable=False)])
+    assert isinstance(out, Fail)
+    assert out.attempt == 1
+
+
+def test_dispatch_core_lease_expiry_reruns_stage_with_next_attempt() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    (d,) = core.next_dispatches()
+    clock.now += 5
+    assert core.expire_leases() == []
+    clock.now += 6  # past timeout_s=10
+    (out,) = core.expire_leases()
+    assert isinstance(out, Retry)
+    assert out.failure.error_type == "LeaseExpired"
+    core.apply(out, accepted=True)
+    assert core.complete(d.dispatch_id, [StageOutput()]) == []  # the late result is ignored
+    clock.now += out.delay_s
+    core.fire_timers()
+    (d2,) = core.next_dispatches()
+    assert d2.items[0].attempt == 2
+
+
+def test_dispatch_core_lost_call_expires_its_lease_now() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("j")])
+    (d,) = core.next_dispatches()
+    core.lost(d.dispatch_id)
+    (out,) = core.expire_leases()
+    assert isinstance(out, Retry)
+
+
+def test_dispatch_core_cancel_drops_waiting_jobs_only() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit([_item("run"), _item("wait")])
+    (d,) = core.next_dispatches()
+    running = d.items[0].job_id
+    waiting = "wait" if running == "run" else "run"
+    assert core.cancel(running) is False
+    assert core.cancel(waiting) is True
+    assert not core.holds(waiting)
+    (out,) = core.complete(d.dispatch_id, [StageOutput()])
+    core.apply(out, accepted=False)  # the ledger refused: the job was cancelled meanwhile
+    assert not core.holds(running)
+    assert core.next_dispatches() == []
+
+
+def test_dispatch_core_backpressure_has_hysteresis() -> None:
+    clock = Clock()
+    core = _core(clock, high_watermark=4, low_watermark=2)
+    core.admit([_item(f"j{i}") for i in range(3)])
+    assert not core.paused
+    core.admit([_item("j3")])
+    assert core.paused
+    core.forget("j0")
+    assert core.paused  # 3 > low watermark
+    core.forget("j1")
+    assert not core.paused
+
+
+def test_dispatch_core_admit_is_idempotent_per_job() -> None:
+    clock = Clock()
+    core = _core(clock)
+    assert core.admit([_item("j"), _item("j")]) == 1
+    assert core.stats().held == 1
