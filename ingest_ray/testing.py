@@ -197,8 +197,10 @@ def _updates(req: TransitionRequest, job: Job, now: datetime) -> dict[str, Any]:
     updates: dict[str, Any] = {
         "status": req.target,
         "updated_at": now,
-        "attempts": job.attempts + req.attempts_delta,
+        "attempts": req.attempts if req.attempts is not None else job.attempts + req.attempts_delta,
     }
+    if req.output_stage is not None:
+        updates["outputs"] = {**job.outputs, req.output_stage: dict(req.output or {})}
     if req.stage:
         updates["stage"] = req.stage
     if req.error is not None:

@@ -71,6 +71,8 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    #: small JSON results of the stages that completed, by stage name
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     history: list[JobEvent] = Field(default_factory=list)
 
 
@@ -108,8 +110,10 @@ class TransitionRequest:
     """Move ``job_id`` from ``expected`` to ``target`` (equal for a stage update in processing).
 
     ``expected_attempts`` makes the compare-and-set finer: a worker whose lease expired and whose
-    stage was handed to another attempt can no longer move the job. ``lease_s`` sets (or, with 0,
-    clears) the job's lease; terminal and queued states always clear it.
+    stage was handed to another attempt can no longer move the job. ``attempts`` sets the counter
+    (it overrides ``attempts_delta``). ``lease_s`` sets (or, with 0, clears) the job's lease;
+    terminal and queued states always clear it. ``output`` is stored as the job's output of
+    ``output_stage`` in the same atomic step.
     """
 
     job_id: str
@@ -122,6 +126,9 @@ class TransitionRequest:
     expected_attempts: int | None = None
     lease_s: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    attempts: int | None = None
+    output_stage: str | None = None
+    output: dict[str, Any] | None = None
 
     @property
     def kind(self) -> EventKind:

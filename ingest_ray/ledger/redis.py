@@ -46,23 +46,6 @@ from ingest_ray.states import (
 
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
 _DEDUP_ARG = ",".join(sorted(s.value for s in DEDUPLICATING))
-_HASH_FIELDS = (
-    "job_id",
-    "tenant_id",
-    "doc_key",
-    "pipeline",
-    "status",
-    "stage",
-    "priority",
-    "attempts",
-    "error",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "lease_expires_at",
-)
 MAX_PAGE = 1000
 
 
@@ -220,6 +203,9 @@ class RedisLedger:
             json.dumps(event),
             _TERMINAL_ARG,
             _DEDUP_ARG,
+            "" if req.attempts is None else req.attempts,
+            req.output_stage or "",
+            json.dumps(req.output) if req.output is not None else "",
         ]
 
     @staticmethod
@@ -251,7 +237,7 @@ class RedisLedger:
     def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
         """The job and its full history; another tenant's job is reported as not found."""
         pipe = self._r.pipeline(transaction=False)
-        pipe.hmget(self._key(job_id), _HASH_FIELDS)
+        pipe.hgetall(self._key(job_id))
         pipe.lrange(self._key(job_id) + ":history", 0, -1)
         fields, history = pipe.execute()
         job = self._job(fields, history)
@@ -263,7 +249,7 @@ class RedisLedger:
         """Jobs without history, in input order, ``None`` where missing."""
         pipe = self._r.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(self._key(job_id), _HASH_FIELDS)
+            pipe.hgetall(self._key(job_id))
         return [self._job(fields, []) for fields in pipe.execute()]
 
     def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
@@ -357,27 +343,28 @@ class RedisLedger:
         return f"{self.prefix}job:{job_id}"
 
     @staticmethod
-    def _job(fields: list[str | None], history: list[str]) -> Job | None:
-        row: dict[str, str | None] = dict(zip(_HASH_FIELDS, fields, strict=True))
-        if row["status"] is None:
+    def _job(row: dict[str, str], history: list[str]) -> Job | None:
+        if not row:
             return None
-        error = row["error"]
+        error = row.get("error")
+        outputs = {k[4:]: json.loads(v) for k, v in row.items() if k.startswith("out:")}
         return Job(
-            job_id=cast(str, row["job_id"]),
-            tenant_id=cast(str, row["tenant_id"]),
-            doc_key=cast(str, row["doc_key"]),
-            pipeline=cast(str, row["pipeline"]),
+            job_id=row["job_id"],
+            tenant_id=row["tenant_id"],
+            doc_key=row["doc_key"],
+            pipeline=row["pipeline"],
             status=JobStatus(row["status"]),
-            stage=row["stage"],
-            priority=int(row["priority"] or 5),
-            attempts=int(row["attempts"] or 0),
+            stage=row.get("stage"),
+            priority=int(row.get("priority") or 5),
+            attempts=int(row.get("attempts") or 0),
             error=JobError.model_validate_json(error) if error else None,
-            metadata=json.loads(row["metadata"] or "{}"),
+            metadata=json.loads(row.get("metadata") or "{}"),
             created_at=cast(datetime, _dt(row["created_at"])),
             updated_at=cast(datetime, _dt(row["updated_at"])),
-            started_at=_dt(row["started_at"]),
-            finished_at=_dt(row["finished_at"]),
-            lease_expires_at=_dt(row["lease_expires_at"]),
+            started_at=_dt(row.get("started_at")),
+            finished_at=_dt(row.get("finished_at")),
+            lease_expires_at=_dt(row.get("lease_expires_at")),
+            outputs=outputs,
             history=[_event(json.loads(h)) for h in history],
         )
 

@@ -265,3 +265,18 @@ def test_redis_event_stream_is_capped_but_history_is_kept(
     assert events[-1].seq == 302
     assert len(ledger.get(job_id).history) == 302
     ledger.close()
+
+
+def test_outputs_and_absolute_attempts_are_stored_atomically(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="a", attempts=1)
+    _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage="a", attempts=2, expected_attempts=1)
+    _move(
+        ledger, job_id, S.PROCESSING, S.PROCESSING, stage="b", attempts=1, expected_attempts=2,
+        output_stage="a", output={"pages": 3, "nested": {"x": [1, 2]}},
+    )  # fmt: skip
+    _move(ledger, job_id, S.PROCESSING, S.COMPLETED, output_stage="b", output={})
+    job = ledger.get(job_id)
+    assert job.outputs == {"a": {"pages": 3, "nested": {"x": [1, 2]}}, "b": {}}
+    assert job.attempts == 1
+    assert ledger.get_many([job_id])[0].outputs == job.outputs  # type: ignore[union-attr]

@@ -2,7 +2,8 @@
 -- ARGV: prefix, job_id, expected, target, now_ms, stage ('' = unchanged), error_json ('' = keep,
 --       '-' = clear), attempts_delta, expected_attempts ('' = any), lease_ms ('' = keep, 0 = clear),
 --       maxlen, event_json (with "seq" and "attempts" left for this script to fill),
---       terminal statuses (comma separated), dedup statuses (comma separated)
+--       terminal statuses (comma separated), dedup statuses (comma separated),
+--       attempts_set ('' = use the delta), output_stage ('' = none), output_json
 -- Returns {1, seq, attempts} or {-1} not found, {-2, status} stale, {-3, attempts} wrong attempt,
 --         {-4, other_job_id} a different live job holds the doc (retry refused)
 local p, id, expected, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -49,7 +50,14 @@ elseif ARGV[7] ~= '' then
   redis.call('HSET', key, 'error', ARGV[7])
 end
 
-attempts = attempts + tonumber(ARGV[8])
+if ARGV[15] ~= '' then
+  attempts = tonumber(ARGV[15])
+else
+  attempts = attempts + tonumber(ARGV[8])
+end
+if ARGV[16] ~= '' then
+  redis.call('HSET', key, 'out:' .. ARGV[16], ARGV[17])
+end
 redis.call('HSET', key, 'attempts', attempts, 'updated_at', now)
 if target == 'processing' and status == 'queued' and redis.call('HEXISTS', key, 'started_at') == 0 then
   redis.call('HSET', key, 'started_at', now)
