@@ -43,6 +43,7 @@ class Admitted:
     request: IngestRequest
     outcome: CreateOutcome
     record: RawRecord
+    pipeline: str
 
 
 @dataclass(slots=True)
@@ -111,8 +112,8 @@ class Admitter:
         if readable:
             jobs = [self._new_job(request) for request, _ in readable]
             outcomes = self._ledger.create_many(jobs)
-            for (request, record), outcome in zip(readable, outcomes, strict=True):
-                batch.admitted.append(Admitted(request=request, outcome=outcome, record=record))
+            for (request, record), job, outcome in zip(readable, jobs, outcomes, strict=True):
+                batch.admitted.append(Admitted(request, outcome, record, job.pipeline))
         if batch.dead_letters:
             self._dead_letters.flush()
         return batch

@@ -14,7 +14,6 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from ingest_ray.config import Settings, get_settings
-from ingest_ray.constants import TOPIC_REQUESTS
 from ingest_ray.demo import run_demo
 from ingest_ray.errors import IngestError
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
@@ -150,7 +149,7 @@ def enqueue(
             request = IngestRequest(
                 tenant_id=tenant, source=guess_source(value), priority=priority, pipeline=pipeline
             )
-            producer.send(TOPIC_REQUESTS, request, key=request.doc_key)
+            producer.send(settings.topic_requests, request, key=request.doc_key)
             console.print(f"queued {request.doc_key} (request {request.request_id})")
 
 
@@ -184,6 +183,8 @@ def admit(
             kafka,
             ledger,
             group_id=settings.consumer_group,
+            topic=settings.topic_requests,
+            dead_letter_topic=settings.topic_deadletter,
             stop=_stop_on_signals(),
             idle_timeout=None if follow else idle,
             on_batch=lambda b: console.print(

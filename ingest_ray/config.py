@@ -14,6 +14,8 @@ from platformdirs import user_cache_path, user_state_path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest_ray.constants import TOPIC_DEADLETTER, TOPIC_MAPPING, TOPIC_REQUESTS, TOPIC_RESULTS
+
 #: The Apache Kafka release the local stack runs (jars resolved from Maven Central).
 KAFKA_VERSION = "4.1.1"
 
@@ -45,6 +47,10 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("INGEST_RAY_REDIS_URL", "REDIS_URL", "redis_url"),
     )
+    topic_requests: str = TOPIC_REQUESTS
+    topic_results: str = TOPIC_RESULTS
+    topic_mapping: str = TOPIC_MAPPING
+    topic_deadletter: str = TOPIC_DEADLETTER
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     consumer_group: str = "ingest-ray"
@@ -54,6 +60,22 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = KAFKA_VERSION
     health_timeout_s: float = Field(default=5.0, gt=0)
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INGEST_RAY_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+    )
+    #: logical CPUs of a local Ray (stage actors of I/O-bound stages ask for fractions of one)
+    ray_local_num_cpus: int = Field(default=8, ge=1)
+    metrics_port: int = Field(default=9464, ge=0)
+    worker_heartbeat_s: float = Field(default=2.0, gt=0)
+    drain_grace_s: float = Field(default=30.0, ge=0)
+    #: ``module:function`` called with the Catalog at start-up to register your own stages
+    plugins: list[str] = Field(default_factory=list)
+
+    @property
+    def topics(self) -> tuple[str, str, str, str]:
+        """Requests, results, mapping and dead-letter topic names, in that order."""
+        return (self.topic_requests, self.topic_results, self.topic_mapping, self.topic_deadletter)
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,6 @@ import threading
 from rich.console import Console
 
 from ingest_ray.config import Settings
-from ingest_ray.constants import TOPIC_REQUESTS
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter
@@ -46,8 +45,10 @@ def run_demo(settings: Settings, *, tenant: str, console: Console) -> None:
     requests = sample_requests(tenant)
     with kafka.producer() as producer:
         for request in requests:
-            producer.send(TOPIC_REQUESTS, request, key=request.doc_key)
-        producer.send_raw(TOPIC_REQUESTS, b'{"schema_version": 1, "oops": true', key="demo-bad")
+            producer.send(settings.topic_requests, request, key=request.doc_key)
+        producer.send_raw(
+            settings.topic_requests, b'{"schema_version": 1, "oops": true', key="demo-bad"
+        )
     console.print(f"published {len(requests)} requests and 1 unreadable message")
 
     ledger = RedisLedger.from_settings(settings)
@@ -56,6 +57,8 @@ def run_demo(settings: Settings, *, tenant: str, console: Console) -> None:
             kafka,
             ledger,
             group_id=settings.consumer_group,
+            topic=settings.topic_requests,
+            dead_letter_topic=settings.topic_deadletter,
             stop=threading.Event(),
             idle_timeout=3.0,
         )

@@ -6,6 +6,8 @@ message. ``job_id``, ``stage`` and ``retry_after`` are optional context every er
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class IngestError(Exception):
     """Root of every error ingest_ray raises on purpose."""
@@ -30,6 +32,17 @@ class IngestError(Exception):
     def error_type(self) -> str:
         """A stable name for logs, dead letters and the ledger's ``error.type``."""
         return type(self).__name__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keep keyword-only context (job_id, stage, ...) across pickling, e.g. Ray calls
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[IngestError], args: tuple[Any, ...], state: dict[str, Any]) -> IngestError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class RetryableError(IngestError):

@@ -7,16 +7,23 @@ against Redis.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
+
+from ingest_ray.config import Settings
 from ingest_ray.errors import (
     IllegalTransitionError,
+    IngestError,
     JobNotFoundError,
     LedgerError,
+    PermanentError,
+    RetryableError,
     StaleTransitionError,
 )
 from ingest_ray.ledger.base import (
@@ -29,6 +36,7 @@ from ingest_ray.ledger.base import (
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.stages.base import StageInput, StageOutput
 from ingest_ray.states import (
     DEDUPLICATING,
     JobStatus,
@@ -222,3 +230,54 @@ def _updates(req: TransitionRequest, job: Job, now: datetime) -> dict[str, Any]:
 
 def _job_id(job: Job) -> str:
     return job.job_id
+
+
+class ScriptedStage:
+    """A stage whose behaviour the request scripts, for tests of the runtime and of pipelines.
+
+    Request metadata (``IngestRequest.metadata``) may hold, per stage name:
+    ``fail_times: {stage: n}`` (fail retryably on the first n tries), ``permanent: [stage]``
+    (fail permanently), ``sleep_s: {stage: s}`` (take that long), ``finish: [stage]`` (end the
+    pipeline there). Every execution is counted in Redis (``{prefix}scripted:runs``, field
+    ``doc_key|stage``) and every success recorded as an idempotent side effect
+    (``{prefix}scripted:effects``, same field), so tests can tell re-runs from duplicate effects.
+    """
+
+    batch_size = 8
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.name = name
+        self._prefix = settings.redis_prefix
+        self._redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+
+    async def run(self, item: StageInput) -> StageOutput:
+        """Do what the script says for this stage."""
+        script = item.metadata
+        field = f"{item.doc_key}|{self.name}"
+        self._redis.hincrby(f"{self._prefix}scripted:runs", field, 1)
+        delay = float(script.get("sleep_s", {}).get(self.name, 0))
+        if delay:
+            await asyncio.sleep(delay)
+        if self.name in script.get("permanent", []):
+            raise PermanentError(f"{self.name} was told to fail for good")
+        if item.attempt <= int(script.get("fail_times", {}).get(self.name, 0)):
+            raise RetryableError(f"{self.name} flaked on attempt {item.attempt}")
+        self._redis.hset(f"{self._prefix}scripted:effects", field, item.job_id)
+        return StageOutput(
+            data={"stage": self.name, "attempt": item.attempt},
+            finish=self.name in script.get("finish", []),
+        )
+
+    async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
+        """Each item on its own; one failure does not fail the others."""
+        results: list[StageOutput | IngestError] = []
+        for item in items:
+            try:
+                results.append(await self.run(item))
+            except IngestError as exc:
+                results.append(exc)
+        return results
+
+    async def aclose(self) -> None:
+        """Close the Redis connection."""
+        self._redis.close()

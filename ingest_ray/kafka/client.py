@@ -26,6 +26,7 @@ class KafkaClient:
     partitions: int = 6
     replication: int = 1
     health_timeout_s: float = 5.0
+    topics: tuple[str, ...] = ALL_TOPICS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaClient:
@@ -35,6 +36,7 @@ class KafkaClient:
             partitions=settings.topic_partitions,
             replication=settings.topic_replication,
             health_timeout_s=settings.health_timeout_s,
+            topics=settings.topics,
         )
 
     def producer(self, **overrides: Any) -> Producer:
@@ -45,12 +47,19 @@ class KafkaClient:
         """A new at-least-once consumer in ``group_id``."""
         return Consumer(self.bootstrap_servers, group_id, topics, **overrides)
 
-    def ensure_topics(self, topics: Iterable[str] = ALL_TOPICS) -> dict[str, TopicOutcome]:
-        """Create the topics that are missing."""
+    def ensure_topics(self, topics: Iterable[str] | None = None) -> dict[str, TopicOutcome]:
+        """Create the topics that are missing (the project's four by default)."""
         return ensure_topics(
-            self.bootstrap_servers, topics, partitions=self.partitions, replication=self.replication
+            self.bootstrap_servers,
+            self.topics if topics is None else topics,
+            partitions=self.partitions,
+            replication=self.replication,
         )
 
-    def health(self, topics: Iterable[str] = ALL_TOPICS) -> KafkaHealth:
+    def health(self, topics: Iterable[str] | None = None) -> KafkaHealth:
         """Broker count and topic presence, answered within the health timeout."""
-        return check_kafka(self.bootstrap_servers, timeout=self.health_timeout_s, topics=topics)
+        return check_kafka(
+            self.bootstrap_servers,
+            timeout=self.health_timeout_s,
+            topics=self.topics if topics is None else topics,
+        )

@@ -82,3 +82,14 @@ def test_decode_rejects_unknown_fields_and_bad_priority() -> None:
 def test_decode_of_tombstone_is_an_error() -> None:
     with pytest.raises(MessageDecodeError, match="tombstone"):
         decode(None)
+
+
+def test_errors_survive_pickling_with_their_context() -> None:
+    import pickle
+
+    from ingest_ray.errors import StaleTransitionError
+
+    stale = pickle.loads(pickle.dumps(StaleTransitionError("moved", job_id="j1", actual_status="done")))
+    assert (stale.job_id, stale.actual_status, str(stale)) == ("j1", "done", "moved")
+    bad = pickle.loads(pickle.dumps(MessageDecodeError("nope", b"\x00raw")))
+    assert (bad.reason, bad.raw, bad.retryable) == ("nope", b"\x00raw", False)
