@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0)
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
     drain_grace_s: float = Field(default=30.0, ge=0)
+    #: MinerU pool: GPUs per actor, or a custom Ray resource name (e.g. ``mineru``) to ask for
+    mineru_num_gpus: float = Field(default=0.0, ge=0)
+    mineru_resource: str | None = None
+    mineru_pool_max: int = Field(default=1, ge=1)
+    mineru_timeout_s: float = Field(default=600.0, gt=0)
     #: ``module:function`` called with the Catalog at start-up to register your own stages
     plugins: list[str] = Field(default_factory=list)
 
