@@ -60,6 +60,7 @@ class Dispatcher:
                 _factories(catalog, name),
                 settings,
                 namespace_tag=options.name,
+                namespace=options.namespace,
                 idle_s=options.pool_idle_s,
             )
             for name, spec in catalog.pools.items()

@@ -65,12 +65,14 @@ class StagePool:
         settings: Settings,
         *,
         namespace_tag: str = "ingest-ray",
+        namespace: str | None = None,
         idle_s: float = 60.0,
     ) -> None:
         self.spec = spec
         self._factories = dict(factories)
         self._settings = settings
         self._tag = namespace_tag
+        self._namespace = namespace
         self._idle_s = idle_s
         self._members: list[_Member] = []
         self._serial = itertools.count()
@@ -134,6 +136,7 @@ class StagePool:
         res = self.spec.resources
         handle = RemoteStageActor.options(
             name=name,
+            namespace=self._namespace,
             num_cpus=res.num_cpus,
             num_gpus=res.num_gpus,
             resources=dict(res.custom) or None,
