@@ -1,0 +1,152 @@
+"""Run the CPU parser in a child process, so a hostile PDF can only ever kill the child.
+
+The child is ``python -m ingest_ray.parsing.worker`` (a plain subprocess: no fork of a Ray
+worker with its threads, works the same inside an actor). It caps its own address space and CPU
+time; here we hold the wall clock, kill its whole process group when time is up or when the
+caller is cancelled, and turn whatever came back into a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ingest_ray.parsing.errors import (
+    BrokenPdfError,
+    EncryptedPdfError,
+    ParseError,
+    ParseMemoryError,
+    ParserCrashedError,
+    ParseTimeoutError,
+    TooManyPagesError,
+)
+from ingest_ray.parsing.settings import ParseSettings
+
+Operation = Literal["parse", "probe"]
+
+_ERRORS: dict[str, type[ParseError]] = {
+    "encrypted": EncryptedPdfError,
+    "broken": BrokenPdfError,
+    "too_many_pages": TooManyPagesError,
+    "memory": ParseMemoryError,
+}
+_MEMORY_MARKERS = ("memoryerror", "cannot allocate memory", "out of memory", "bad_alloc")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxAnswer:
+    """What the child found: the page count, and for ``parse`` the content list."""
+
+    pages: int
+    items: list[dict[str, Any]] | None
+    repaired: bool
+
+
+async def run_sandboxed(op: Operation, pdf: Path, settings: ParseSettings) -> SandboxAnswer:
+    """Probe or parse ``pdf`` in a fresh child under the settings' limits."""
+    proc = await asyncio.create_subprocess_exec(
+        *_command(op, pdf, settings),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_child_env(),
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), settings.timeout_s)
+    except TimeoutError:
+        raise ParseTimeoutError(
+            f"parsing took longer than {settings.timeout_s:g} s; the parser was killed"
+        ) from None
+    finally:
+        if proc.returncode is None:
+            _kill_group(proc.pid)
+            await proc.wait()
+    return _answer(proc.returncode, stdout, stderr, settings)
+
+
+def _command(op: Operation, pdf: Path, settings: ParseSettings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "ingest_ray.parsing.worker",
+        op,
+        str(pdf),
+        "--max-pages",
+        str(settings.max_pages),
+        "--memory-mb",
+        str(settings.memory_mb),
+        "--cpu-s",
+        str(math.ceil(settings.timeout_s) + 5),
+    ]
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this package importable even when not installed."""
+    env = dict(os.environ)
+    paths = [_PACKAGE_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _answer(
+    returncode: int | None, stdout: bytes, stderr: bytes, settings: ParseSettings
+) -> SandboxAnswer:
+    # a complete answer counts even if the child died afterwards (e.g. aborting at teardown)
+    answer = _decode(stdout)
+    if answer is not None and answer.get("ok") is True:
+        return SandboxAnswer(
+            pages=int(answer["pages"]),
+            items=answer.get("items"),
+            repaired=bool(answer.get("repaired")),
+        )
+    if answer is not None and answer.get("error") in _ERRORS:
+        raise _ERRORS[answer["error"]](str(answer.get("message") or answer["error"]))
+    raise _crash(returncode, stderr, settings)
+
+
+def _decode(stdout: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _crash(returncode: int | None, stderr: bytes, settings: ParseSettings) -> ParseError:
+    text = stderr.decode("utf-8", "replace")
+    tail = text.strip().splitlines()[-1:] or [""]
+    if any(marker in text.lower() for marker in _MEMORY_MARKERS):
+        return ParseMemoryError(
+            f"the parser ran out of memory ({settings.memory_mb} MiB): {tail[0]}"
+        )
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        if sig == signal.SIGXCPU:
+            return ParseTimeoutError("the parser used up its CPU time and was stopped")
+        if sig == signal.SIGABRT:
+            # pdfium's answer to a failed allocation is abort() (FX_OutOfMemoryTerminate);
+            # its internal checks trap instead, so an abort under our limit means memory
+            return ParseMemoryError(
+                f"the parser aborted on a failed allocation (limit {settings.memory_mb} MiB)"
+            )
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return ParserCrashedError(f"the parser died of signal {name}: {tail[0]}")
+    return ParserCrashedError(f"the parser exited with status {returncode}: {tail[0]}")
