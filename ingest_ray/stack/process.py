@@ -66,6 +66,11 @@ class ManagedProcess:
         _await_exec(PidRecord(pid=pid, marker=marker), timeout=5.0)
         return pid
 
+    def adopt(self, pid: int, *, marker: str) -> None:
+        """Record a process that started itself (a worker writes its own pid file)."""
+        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_path.write_text(json.dumps({"pid": pid, "marker": marker}))
+
     def alive(self) -> bool:
         """Whether our recorded process still runs."""
         return self.record() is not None

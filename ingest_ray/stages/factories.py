@@ -1,0 +1,94 @@
+"""Factories of the built-in stages: each builds one stage from the process settings.
+
+The catalog names stages by these functions (``ingest_ray.stages.factories:<stage>``); a Ray
+actor calls one with the :class:`~ingest_ray.config.Settings` it was given. Each area's own
+settings (adapters, fetch, parse, text, index) read their environment variables on the node
+where the stage runs, overridden by ``Settings.sections[area]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic_settings import BaseSettings
+
+from ingest_ray.adapters.settings import AdapterSettings
+from ingest_ray.config import Settings
+from ingest_ray.fetch.settings import FetchSettings
+from ingest_ray.index.settings import IndexSettings
+from ingest_ray.parsing.settings import ParseSettings
+from ingest_ray.stages.base import Stage
+from ingest_ray.stages.chunk import ChunkStage
+from ingest_ray.stages.embed import EmbedStage
+from ingest_ray.stages.index import IndexStage, MetaIndexStage
+from ingest_ray.stages.mapping import MappingStage
+from ingest_ray.stages.metadata import MetadataStage
+from ingest_ray.stages.mineru import MineruStage
+from ingest_ray.stages.pdf_fetch import PdfFetchStage
+from ingest_ray.storage.blobs import FileBlobStore
+from ingest_ray.text.settings import TextSettings
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def section(settings: Settings, area: str, cls: type[S], **base: Any) -> S:
+    """``cls`` built from its environment, ``base`` and the overrides for ``area``."""
+    return cls(**{**base, **settings.sections.get(area, {})})
+
+
+def adapter_settings(settings: Settings) -> AdapterSettings:
+    """Adapters share the runtime's Redis (for the cluster-wide rate limits)."""
+    return section(
+        settings, "adapters", AdapterSettings,
+        redis_url=settings.redis_url, redis_prefix=settings.redis_prefix,
+    )  # fmt: skip
+
+
+def blob_store(settings: Settings) -> FileBlobStore:
+    """The blob store every stage of this process reads and writes."""
+    return FileBlobStore(section(settings, "fetch", FetchSettings).blob_dir)
+
+
+def metadata(settings: Settings) -> Stage:
+    """OpenAlex metadata (or the request's own for local files and text)."""
+    return MetadataStage(adapter_settings(settings))
+
+
+def pdf_fetch(settings: Settings) -> Stage:
+    """The open-access chain and the safe fetcher."""
+    fetch = section(settings, "fetch", FetchSettings)
+    return PdfFetchStage.from_settings(
+        adapter_settings(settings), fetch, FileBlobStore(fetch.blob_dir)
+    )
+
+
+def mineru(settings: Settings) -> Stage:
+    """MinerU (HTTP API or in-process) or the sandboxed CPU parser."""
+    return MineruStage(section(settings, "parse", ParseSettings), blob_store(settings))
+
+
+def chunk(settings: Settings) -> Stage:
+    """Section-aware chunking with the embedding model's tokenizer."""
+    return ChunkStage(section(settings, "text", TextSettings), blob_store(settings))
+
+
+def embed(settings: Settings) -> Stage:
+    """Batched sentence embeddings."""
+    return EmbedStage(section(settings, "text", TextSettings), blob_store(settings))
+
+
+def meta_index(settings: Settings) -> Stage:
+    """Index title and abstract right after metadata."""
+    return MetaIndexStage(
+        section(settings, "index", IndexSettings), section(settings, "text", TextSettings)
+    )
+
+
+def index(settings: Settings) -> Stage:
+    """Upsert chunks and vectors."""
+    return IndexStage(section(settings, "index", IndexSettings), blob_store(settings))
+
+
+def mapping(settings: Settings) -> Stage:
+    """Entity mentions (authors, institutions, topics, cited DOIs)."""
+    return MappingStage(section(settings, "index", IndexSettings), blob_store(settings))
