@@ -9,17 +9,20 @@ import threading
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from ingest_ray.commands.common import console, err_console
+from ingest_ray.commands.dlq import dlq_app
+from ingest_ray.commands.ingest import demo, ingest, search
+from ingest_ray.commands.workers import status, worker_app
 from ingest_ray.config import Settings, get_settings
-from ingest_ray.demo import run_demo
 from ingest_ray.errors import IngestError
-from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.events import IngestRequest
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter
 from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.local_run import guess_source
 from ingest_ray.render import jobs_table
 from ingest_ray.stack.launcher import LocalStack
 from ingest_ray.states import JobStatus
@@ -32,9 +35,12 @@ ledger_app = typer.Typer(help="Read the job ledger directly from Redis.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ledger_app, name="ledger")
-
-console = Console()
-err_console = Console(stderr=True)
+app.add_typer(worker_app, name="worker")
+app.add_typer(dlq_app, name="dlq")
+app.command()(ingest)
+app.command()(search)
+app.command()(demo)
+app.command()(status)
 
 
 def _settings() -> Settings:
@@ -153,21 +159,6 @@ def enqueue(
             console.print(f"queued {request.doc_key} (request {request.request_id})")
 
 
-def guess_source(value: str) -> DocumentSource:
-    """Tell a DOI, an OpenAlex id, a PDF URL and a local path apart."""
-    lowered = value.lower()
-    if lowered.startswith(("10.", "doi:", "https://doi.org/", "http://doi.org/")):
-        return DocumentSource(kind=SourceKind.DOI, value=value)
-    if (
-        lowered.startswith(("w", "https://openalex.org/w"))
-        and value.rsplit("/", 1)[-1][1:].isdigit()
-    ):
-        return DocumentSource(kind=SourceKind.OPENALEX, value=value)
-    if lowered.startswith(("http://", "https://")):
-        return DocumentSource(kind=SourceKind.PDF_URL, value=value)
-    return DocumentSource(kind=SourceKind.PDF_PATH, value=value)
-
-
 @app.command()
 def admit(
     follow: Annotated[bool, typer.Option(help="Keep running until SIGINT/SIGTERM.")] = False,
@@ -242,14 +233,6 @@ def ledger_counts(tenant: Annotated[str | None, typer.Option()] = None) -> None:
             console.print(f"{status.value:>10}: {n}")
     finally:
         ledger.close()
-
-
-@app.command()
-def demo(
-    tenant: Annotated[str, typer.Option(help="Tenant the sample requests belong to.")] = "demo",
-) -> None:
-    """The main job on the local stack: create topics, send sample requests, admit them."""
-    run_demo(_settings(), tenant=tenant, console=console)
 
 
 def main() -> None:

@@ -27,16 +27,16 @@ def _cli(services: Services, prefix: str, *args: str) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def test_cli_demo_admits_the_samples_once(services: Services, redis_prefix: str) -> None:
-    tenant = f"demo-{uuid.uuid4().hex[:6]}"
-    result = _cli(services, redis_prefix, "demo", "--tenant", tenant)
+def test_cli_admit_admits_enqueued_requests_once(services: Services, redis_prefix: str) -> None:
+    tenant = f"cli-{uuid.uuid4().hex[:6]}"
+    sent = _cli(services, redis_prefix, "enqueue", "10.1/a", "10.1/b", "10.1/a", "--tenant", tenant)
+    assert sent.returncode == 0, sent.stderr
+    result = _cli(services, redis_prefix, "admit", "--idle", "3")
     assert result.returncode == 0, result.stderr
-    assert "published 6 requests and 1 unreadable message" in result.stdout
     ledger = RedisLedger(services.redis_url, prefix=redis_prefix)
     jobs = ledger.list_jobs(JobFilter(tenant_id=tenant)).items
     ledger.close()
-    assert len(jobs) == 5  # six requests, one a duplicate
-    assert {j.pipeline for j in jobs} == {"auto", "two_phase"}
+    assert sorted(j.doc_key for j in jobs) == ["doi:10.1/a", "doi:10.1/b"]
 
 
 def test_cli_health_and_ledger_commands(services: Services, redis_prefix: str) -> None:
