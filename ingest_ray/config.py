@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     )
     #: logical CPUs of a local Ray (stage actors of I/O-bound stages ask for fractions of one)
     ray_local_num_cpus: int = Field(default=8, ge=1)
-    metrics_port: int = Field(default=9464, ge=0)
+    #: names the runtime's actors and control inbox (two runtimes may share a Ray cluster)
+    runtime_name: str = "ingest-ray"
+    #: Prometheus ``/metrics`` port of each worker; 0 picks a free one, -1 serves none
+    metrics_port: int = Field(default=9464, ge=-1)
     worker_heartbeat_s: float = Field(default=2.0, gt=0)
     drain_grace_s: float = Field(default=30.0, ge=0)
     #: MinerU pool: GPUs per actor, or a custom Ray resource name (e.g. ``mineru``) to ask for

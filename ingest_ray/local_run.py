@@ -115,7 +115,7 @@ def run_local(
     """Ingest ``sources`` end to end on a local runtime and wait for every job to finish."""
     catalog = catalog or builtin_catalog(settings)
     KafkaClient.from_settings(settings).ensure_topics()
-    runtime = Runtime(settings, catalog, RuntimeOptions())
+    runtime = Runtime(settings, catalog, RuntimeOptions(name=settings.runtime_name))
     runtime.start()
     runtime.start_ingress(1, tag="local")
     mapper = MappingWorker(

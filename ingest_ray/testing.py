@@ -36,6 +36,7 @@ from ingest_ray.ledger.base import (
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.stages.base import StageInput, StageOutput
 from ingest_ray.states import (
     DEDUPLICATING,
@@ -281,3 +282,9 @@ class ScriptedStage:
     async def aclose(self) -> None:
         """Close the Redis connection."""
         self._redis.close()
+
+
+def use_scripted_stages(catalog: Catalog) -> None:
+    """A plugin (``INGEST_RAY_PLUGINS``) that runs every stage as a :class:`ScriptedStage`."""
+    for name in catalog.stages:
+        catalog.stages[name] = "ingest_ray.testing:ScriptedStage"

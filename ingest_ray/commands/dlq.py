@@ -65,7 +65,10 @@ def dlq_replay(
     cfg = settings()
     ledger = RedisLedger.from_settings(cfg)
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    control = JobControl(ledger, ControlInbox(client, RuntimeOptions().inbox_key(cfg.redis_prefix)))
+    control = JobControl(
+        ledger,
+        ControlInbox(client, RuntimeOptions(name=cfg.runtime_name).inbox_key(cfg.redis_prefix)),
+    )
     try:
         for job_id in wanted:
             current = ledger.get(job_id)

@@ -113,6 +113,7 @@ class Worker(abc.ABC):
             name=self.name, kind=self.kind, pid=os.getpid(), host=socket.gethostname(),
             alive=not self._stop.is_set(), started_at=self._started_at,
             updated_at=time.time(), last_error=self.last_error,
+            details={"metrics_port": self.metrics_port},
         )  # fmt: skip
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -132,9 +133,10 @@ class Worker(abc.ABC):
 
     def run(self, *, grace_s: float | None = None) -> dict[str, Any]:
         """Start, block until asked to stop, then drain and stop. Returns the drain report."""
+        self.start()
+        # after start: ray.init installs a SIGTERM handler of its own in the driver process
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.request_stop)
-        self.start()
         while not self._stop.wait(0.5):
             pass
         return self.stop(grace_s=grace_s)

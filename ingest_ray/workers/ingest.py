@@ -31,7 +31,9 @@ class IngestWorker(Worker):
         name: str | None = None,
     ) -> None:
         super().__init__(settings, name=name)
-        self.runtime = Runtime(settings, catalog, options)
+        self.runtime = Runtime(
+            settings, catalog, options or RuntimeOptions(name=settings.runtime_name)
+        )
         self.consumers = consumers
         self.recovered = 0
 
@@ -74,6 +76,7 @@ class IngestWorker(Worker):
         errors = [s.last_error for s in ingress if s.last_error]
         health.last_error = errors[-1] if errors else self.last_error
         health.details = {
+            **health.details,
             "held": stats["held"], "timers": stats["timers"], "paused": stats["paused"],
             "recovered": self.recovered, "consumed": sum(s.messages for s in ingress),
             "created": sum(s.created for s in ingress),

@@ -132,5 +132,5 @@ class MappingWorker(Worker):
         except Exception as exc:  # the consumer may be closing
             health.last_error = f"lag: {exc}"
         health.in_flight = int(self._busy)
-        health.details = {"mapped": self.mapped}
+        health.details = {**health.details, "mapped": self.mapped}
         return health
