@@ -238,7 +238,8 @@ class ScriptedStage:
 
     Request metadata (``IngestRequest.metadata``) may hold, per stage name:
     ``fail_times: {stage: n}`` (fail retryably on the first n tries), ``permanent: [stage]``
-    (fail permanently), ``sleep_s: {stage: s}`` (take that long), ``finish: [stage]`` (end the
+    (fail permanently), ``fail_while: {stage: redis_key}`` (fail permanently while that key
+    exists), ``sleep_s: {stage: s}`` (take that long), ``finish: [stage]`` (end the
     pipeline there). Every execution is counted in Redis (``{prefix}scripted:runs``, field
     ``doc_key|stage``) and every success recorded as an idempotent side effect
     (``{prefix}scripted:effects``, same field), so tests can tell re-runs from duplicate effects.
@@ -261,6 +262,9 @@ class ScriptedStage:
             await asyncio.sleep(delay)
         if self.name in script.get("permanent", []):
             raise PermanentError(f"{self.name} was told to fail for good")
+        flag = script.get("fail_while", {}).get(self.name)
+        if flag and self._redis.exists(flag):
+            raise PermanentError(f"{self.name} fails while {flag} exists")
         if item.attempt <= int(script.get("fail_times", {}).get(self.name, 0)):
             raise RetryableError(f"{self.name} flaked on attempt {item.attempt}")
         self._redis.hset(f"{self._prefix}scripted:effects", field, item.job_id)
