@@ -34,7 +34,14 @@ from ingest_ray.fetch.errors import (
     PdfTooLargeError,
     TooManyRedirectsError,
 )
-from ingest_ray.fetch.guard import Resolver, Target, parse_target, resolve_and_vet, system_resolver
+from ingest_ray.fetch.guard import (
+    Resolver,
+    Target,
+    offline_resolver,
+    parse_target,
+    resolve_and_vet,
+    system_resolver,
+)
 from ingest_ray.fetch.pinning import PinnedBackend
 from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.storage.blobs import BlobStore
@@ -88,7 +95,8 @@ class SafeFetcher:
     ) -> None:
         self._settings = settings
         self._blobs = blobs
-        self._resolver: Resolver = resolver or system_resolver
+        default = offline_resolver if settings.offline else system_resolver
+        self._resolver: Resolver = resolver or default
         self._backend = network_backend or httpcore.AnyIOBackend()
         self._ssl: ssl.SSLContext | None = None
 

@@ -204,6 +204,11 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+async def offline_resolver(host: str, port: int) -> list[str]:
+    """A resolver that knows no names (offline mode): every lookup fails as an unknown host."""
+    raise socket.gaierror(socket.EAI_NONAME, f"{host}: no name resolution in offline mode")
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 

@@ -49,6 +49,9 @@ class FetchSettings(BaseSettings):
     #: FOR TESTS ONLY: also allow 127.0.0.0/8 and ::1 so a local test server can be fetched.
     #: Never enable it in a deployment: it opens the fetcher to everything listening on loopback.
     allow_loopback: bool = Field(default=False, validation_alias=_alias("allow_loopback"))
+    #: Resolve no host names at all (every name counts as unknown, nothing is fetched from the
+    #: network): for offline runs such as ``ingest-ray ingest --replay`` and for tests.
+    offline: bool = Field(default=False, validation_alias=_alias("offline"))
     #: Schemes a URL (and every redirect hop) may use; a subset of http/https.
     allowed_schemes: frozenset[str] = Field(
         default=SUPPORTED_SCHEMES, validation_alias=_alias("allowed_schemes")

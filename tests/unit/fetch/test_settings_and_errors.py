@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -94,3 +95,14 @@ def test_parse_retry_after_reads_seconds_and_dates() -> None:
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after("", now=now) is None
     assert parse_retry_after(None, now=now) is None
+
+
+def test_offline_fetcher_resolves_no_names_and_reports_unknown_host(tmp_path: Path) -> None:
+    import asyncio
+
+    from ingest_ray.fetch import FetchNotFoundError, FetchSettings, SafeFetcher
+    from ingest_ray.storage.blobs import FileBlobStore
+
+    fetcher = SafeFetcher(FetchSettings(offline=True), FileBlobStore(tmp_path))
+    with pytest.raises(FetchNotFoundError, match="offline"):
+        asyncio.run(fetcher.fetch_pdf("https://journals.example.org/article.pdf"))
