@@ -97,6 +97,8 @@ def replay_settings(settings: Settings, replay: Path | None) -> Iterator[Setting
         sections = {
             **settings.sections,
             "adapters": {**settings.sections.get("adapters", {}), **adapters},
+            # the captured responses name real publishers' PDF URLs: offline, none is fetched
+            "fetch": {**settings.sections.get("fetch", {}), "offline": True},
         }
         yield settings.model_copy(update={"sections": sections})
 

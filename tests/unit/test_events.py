@@ -89,7 +89,9 @@ def test_errors_survive_pickling_with_their_context() -> None:
 
     from ingest_ray.errors import StaleTransitionError
 
-    stale = pickle.loads(pickle.dumps(StaleTransitionError("moved", job_id="j1", actual_status="done")))
+    stale = pickle.loads(
+        pickle.dumps(StaleTransitionError("moved", job_id="j1", actual_status="done"))
+    )
     assert (stale.job_id, stale.actual_status, str(stale)) == ("j1", "done", "moved")
     bad = pickle.loads(pickle.dumps(MessageDecodeError("nope", b"\x00raw")))
     assert (bad.reason, bad.raw, bad.retryable) == ("nope", b"\x00raw", False)
