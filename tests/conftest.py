@@ -148,3 +148,13 @@ def new_topics(kafka_bootstrap: str) -> Callable[..., list[str]]:
         return topics
 
     return make
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the whole session (the runtime tests' actors live in it)."""
+    import ray
+
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
+    yield
+    ray.shutdown()

@@ -10,6 +10,7 @@ from ingest_ray.config import Settings
 from ingest_ray.events import DeadLetter, DocumentSource, Envelope, IngestResult, MappingRequest
 from ingest_ray.ledger.base import Job, JobError, TransitionRequest
 from ingest_ray.pipelines.catalog import Catalog
+from ingest_ray.pipelines.spec import Pipeline
 from ingest_ray.runtime.dispatch_core import Advance, Fail, Finish, Outcome, Retry
 from ingest_ray.runtime.work import StageFailure, WorkItem
 from ingest_ray.states import JobStatus
@@ -71,7 +72,7 @@ def messages_for(outcome: Outcome, catalog: Catalog, settings: Settings) -> list
     item = outcome.item
     out: list[Message] = []
     pipeline = catalog.pipeline(item.pipeline)
-    if isinstance(outcome, Advance | Finish) and outcome.stage == pipeline.mapping_after:
+    if isinstance(outcome, Advance | Finish) and _maps_now(outcome, pipeline):
         outputs = {**item.outputs, outcome.stage: outcome.output}
         mapping = MappingRequest(
             job_id=item.job_id, tenant_id=item.tenant_id, doc_key=item.doc_key,
@@ -101,6 +102,18 @@ def messages_for(outcome: Outcome, catalog: Catalog, settings: Settings) -> list
             Message(settings.topic_results, item.doc_key, result),
         ]
     return out
+
+
+def _maps_now(outcome: Advance | Finish, pipeline: Pipeline) -> bool:
+    """A mapping event goes out after the pipeline's mapping stage, or when a job finishes
+    early without reaching it (a DOI with no open full text is still mapped by its metadata)."""
+    if pipeline.mapping_after is None:
+        return False
+    if outcome.stage == pipeline.mapping_after:
+        return True
+    return isinstance(outcome, Finish) and pipeline.index_of(outcome.stage) < pipeline.index_of(
+        pipeline.mapping_after
+    )
 
 
 def work_item_from_job(job: Job, catalog: Catalog) -> WorkItem | None:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-import ray
 import redis
 
 from ingest_ray.config import Settings
@@ -23,13 +22,6 @@ from ingest_ray.runtime.runtime import Runtime
 from tests.conftest import Services
 
 SCRIPTED = {name: "ingest_ray.testing:ScriptedStage" for name in STAGE_FACTORIES}
-
-
-@pytest.fixture(scope="session")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
-    yield
-    ray.shutdown()
 
 
 @dataclass
