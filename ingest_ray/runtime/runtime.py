@@ -89,7 +89,7 @@ class Runtime:
         """Metric snapshots of the Dispatcher and ingress actors (for ``/metrics``)."""
         refs = [self.dispatcher.metrics_snapshot.remote()]
         refs += [a.metrics_snapshot.remote() for a in self.ingress]
-        return list(ray.get(refs, timeout=5))
+        return list(ray.get(refs, timeout=10))
 
     def shutdown(self) -> None:
         """Stop everything this runtime started (the Dispatcher kills its pools)."""

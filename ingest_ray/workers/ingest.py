@@ -65,8 +65,8 @@ class IngestWorker(Worker):
         """Liveness, consumer lag, in-flight stage calls and the last error."""
         health = super().health()
         try:
-            stats = ray.get(self.runtime.dispatcher.stats.remote(), timeout=5)
-            ingress = ray.get([a.stats.remote() for a in self.runtime.ingress], timeout=5)
+            stats = ray.get(self.runtime.dispatcher.stats.remote(), timeout=10)
+            ingress = ray.get([a.stats.remote() for a in self.runtime.ingress], timeout=10)
             lags = ray.get([a.lag.remote() for a in self.runtime.ingress], timeout=10)
         except Exception as exc:  # report, do not die
             health.last_error = f"health: {exc}"

@@ -98,7 +98,9 @@ def test_worker_health_metrics_and_stop_command(env: Env, tmp_path: Path) -> Non
         body = (
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         )
-        assert 'ingest_jobs_completed_total{pipeline="auto"} 1.0' in body
+        assert 'ingest_jobs_completed_total{pipeline="auto"} 1.0' in body, [
+            h.last_error for h in read_health(settings)
+        ]
         assert "ingest_stage_duration_seconds_bucket" in body
         assert 'ingest_jobs_admitted_total{pipeline="auto"} 1.0' in body
         status = subprocess.run([sys.executable, "-m", "ingest_ray", "status"], env=cli_env,
