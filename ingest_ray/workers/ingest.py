@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import ray
 
 from ingest_ray.config import Settings
+from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.metrics import Snapshot
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.options import RuntimeOptions
@@ -38,6 +39,7 @@ class IngestWorker(Worker):
         self.recovered = 0
 
     def _start(self) -> None:
+        KafkaClient.from_settings(self.settings).ensure_topics()
         self.recovered = self.runtime.start()
         self.runtime.start_ingress(self.consumers, tag=self.name)
 

@@ -39,6 +39,7 @@ class MappingWorker(Worker):
         self.catalog = catalog
         self.retry = retry or RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=10)
         kafka = KafkaClient.from_settings(settings)
+        kafka.ensure_topics()
         self._consumer = kafka.consumer(
             f"{settings.consumer_group}-mapping", [settings.topic_mapping]
         )
