@@ -1,4 +1,4 @@
-"""The HTTP job API (Ray Serve + Starlette). Its routes arrive with the job API issue; for now the
-package exists so deployment manifests and packaging can name it."""
+"""The HTTP job API: a Starlette app on Ray Serve (``serve_app.app:deployment``), with SSE progress
+streams, API-key/JWT auth, tenant scoping and the dashboard page."""
 
 from __future__ import annotations

@@ -1,0 +1,79 @@
+"""Submission: the ledger job first (idempotent on tenant + doc_key), then the Kafka request.
+
+The job's metadata has exactly the shape Kafka admission gives it (``request_id``, ``source``,
+``request``), so ingress, the Dispatcher and the stages cannot tell an HTTP job from a Kafka one.
+Ingress re-admits the published request as a duplicate and hands the queued job to the
+Dispatcher. A document whose job already exists and is still queued is published again: that
+heals a crash between the ledger write and the publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ingest_ray.admission import default_pipeline
+from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.kafka import Producer
+from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob
+from ingest_ray.states import JobStatus
+from ingest_ray.storage.blobs import BlobStore
+
+
+def new_job(request: IngestRequest) -> NewJob:
+    """The ledger job for ``request``, as :class:`ingest_ray.admission.Admitter` builds it."""
+    return NewJob(
+        tenant_id=request.tenant_id,
+        doc_key=request.doc_key,
+        pipeline=request.pipeline or default_pipeline(request),
+        priority=request.priority,
+        metadata={
+            "request_id": request.request_id,
+            "source": request.source.model_dump(mode="json"),
+            **({"request": request.metadata} if request.metadata else {}),
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """One request and the job that represents it."""
+
+    request: IngestRequest
+    outcome: CreateOutcome
+
+
+class Submitter:
+    """Create jobs and publish their requests (one producer per replica, flushed per call)."""
+
+    def __init__(self, ledger: Ledger, producer: Producer, topic: str, blobs: BlobStore) -> None:
+        self._ledger = ledger
+        self._producer = producer
+        self._topic = topic
+        self._blobs = blobs
+
+    def submit(self, requests: Sequence[IngestRequest]) -> list[Submitted]:
+        """Create the jobs in one round trip, then publish and flush (raises
+        ``KafkaDeliveryError`` if the broker did not take them; the jobs stay queued)."""
+        outcomes = self._ledger.create_many([new_job(r) for r in requests])
+        sent = 0
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if outcome.created or outcome.status is JobStatus.QUEUED:
+                self._producer.send(self._topic, request, key=request.doc_key)
+                sent += 1
+        if sent:
+            self._producer.flush()
+        return [Submitted(r, o) for r, o in zip(requests, outcomes, strict=True)]
+
+    def pdf_request(
+        self, tenant_id: str, data: bytes, *, priority: int, pipeline: str | None
+    ) -> IngestRequest:
+        """Store an uploaded PDF by content and make the request that points at it."""
+        digest = self._blobs.put(data)
+        return IngestRequest(
+            tenant_id=tenant_id,
+            doc_key=f"pdf:sha256:{digest}",
+            source=DocumentSource(kind=SourceKind.PDF_PATH, value=str(self._blobs.path(digest))),
+            pipeline=pipeline,
+            priority=priority,
+        )
