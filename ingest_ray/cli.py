@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ingest_ray.commands.api import register as register_api_commands
 from ingest_ray.commands.apikey import apikey_app
+from ingest_ray.commands.bench import bench_app
 from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
@@ -40,6 +41,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(worker_app, name="worker")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(bench_app, name="bench")
 register_api_commands(app)
 app.command()(ingest)
 app.command()(search)
