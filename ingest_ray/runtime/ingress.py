@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import ray
@@ -57,6 +57,7 @@ class IngressStats:
     dead_letters: int = 0
     paused: bool = False
     last_error: str | None = None
+    lag: dict[str, int] = field(default_factory=dict)
 
 
 class IngressLoop:
@@ -141,9 +142,15 @@ class KafkaIngress:
         self._thread.start()
 
     def _run(self) -> None:
+        lag_at = 0.0
         while not self._stop.is_set():
             try:
                 self._loop.step()
+                if time.monotonic() - lag_at > 5.0:  # on this thread: the consumer is not shared
+                    lag_at = time.monotonic()
+                    self._loop.stats.lag = {
+                        f"{t}:{p}": n for (t, p), n in self._consumer.lag(timeout=1.0).items()
+                    }
             except Exception as exc:  # keep consuming; the error shows in health
                 self._loop.stats.last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(1.0)
@@ -153,8 +160,8 @@ class KafkaIngress:
         return self._loop.stats
 
     def lag(self) -> dict[str, int]:
-        """Messages behind per partition (``topic:partition``)."""
-        return {f"{t}:{p}": n for (t, p), n in self._consumer.lag(timeout=2.0).items()}
+        """Messages behind per partition (``topic:partition``), measured every few seconds."""
+        return dict(self._loop.stats.lag)
 
     def metrics_snapshot(self) -> Snapshot:
         """Counters for the worker's ``/metrics``."""

@@ -50,6 +50,8 @@ class MappingWorker(Worker):
         self._polling = threading.Event()
         self.mapped = 0
         self._busy = False
+        self._lag = 0
+        self._lag_at = 0.0
 
     def _start(self) -> None:
         self._polling.set()
@@ -64,9 +66,16 @@ class MappingWorker(Worker):
                     asyncio.run(self._map(msg.value()))
                 self._consumer.store(messages)
                 self._busy = False
+                self._measure_lag()
             except Exception as exc:  # keep going; visible in health
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(1.0)
+
+    def _measure_lag(self) -> None:
+        """Lag is read on the polling thread (the consumer is not shared across threads)."""
+        if time.monotonic() - self._lag_at > 5.0:
+            self._lag_at = time.monotonic()
+            self._lag = sum(self._consumer.lag(timeout=1.0).values())
 
     async def _map(self, raw: bytes | None) -> None:
         try:
@@ -128,10 +137,7 @@ class MappingWorker(Worker):
     def health(self) -> WorkerHealth:
         """Liveness, lag on the mapping topic, whether a batch is being mapped."""
         health = super().health()
-        try:
-            health.lag = sum(self._consumer.lag(timeout=2.0).values())
-        except Exception as exc:  # the consumer may be closing
-            health.last_error = f"lag: {exc}"
+        health.lag = self._lag
         health.in_flight = int(self._busy)
         health.details = {**health.details, "mapped": self.mapped}
         return health
