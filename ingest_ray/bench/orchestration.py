@@ -173,12 +173,13 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 def markdown_table(doc: dict[str, Any]) -> str:
     """The figures as the Markdown table used in ``docs/benchmarks.md``."""
     celery = doc["systems"].get("celery", {}).get("jobs_per_s")
-    lines = [
-        "| system | jobs/s | p50 ms | p99 ms | wall s | x Celery |",
-        "|---|---|---|---|---|---|",
-    ]
+    head = "| system | jobs/s | p50 ms | p99 ms | wall s | CPU ms/job | x Celery |"
+    lines = [head, "|---" * 7 + "|"]
     for name, r in doc["systems"].items():
         ratio = f"{r['jobs_per_s'] / celery:.1f}x" if celery else "-"
+        cpu = r["notes"].get("cpu_ms_per_job")
+        cpu_text = "-" if cpu is None else f"{cpu:.2f}"
         lines.append(f"| {name} | {r['jobs_per_s']:,.0f} | {r['p50_ms']:,.0f} | "
-                     f"{r['p99_ms']:,.0f} | {r['wall_s']:,.1f} | {ratio} |")  # fmt: skip
+                     f"{r['p99_ms']:,.0f} | {r['wall_s']:,.1f} | {cpu_text} "
+                     f"| {ratio} |")  # fmt: skip
     return "\n".join(lines)
