@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from ingest_ray.bench.common import write_one
+from ingest_ray.bench.common import process_redis, write_one
 
 # optional dependency (the ``bench`` extra), typed the same whether installed or not
 celery: Any = importlib.import_module("celery")
@@ -41,16 +41,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 
-_clients: dict[int, redis.Redis] = {}
-
 
 def _redis() -> redis.Redis:
-    """One connection per process, made after the prefork (sockets must not cross a fork)."""
-    pid = os.getpid()
-    client = _clients.get(pid)
-    if client is None:
-        client = _clients[pid] = redis.Redis.from_url(STAGE_REDIS, decode_responses=True)
-    return client
+    return process_redis(STAGE_REDIS)
 
 
 def _first(doc: str, t0: float) -> str:

@@ -29,6 +29,19 @@ def stage_key(ns: str, stage: str) -> str:
     return f"{ns}bench:{stage}"
 
 
+_PROCESS_CLIENTS: dict[tuple[int, str], redis.Redis] = {}
+
+
+def process_redis(url: str) -> redis.Redis:
+    """One Redis connection per process and URL, made lazily in the process that uses it
+    (peer workers fork, and a socket must not cross a fork)."""
+    key = (os.getpid(), url)
+    client = _PROCESS_CLIENTS.get(key)
+    if client is None:
+        client = _PROCESS_CLIENTS[key] = redis.Redis.from_url(url, decode_responses=True)
+    return client
+
+
 def write_one(client: redis.Redis, ns: str, stage: str, doc_key: str) -> float:
     """The no-op stage's side effect for one job; answers the time written."""
     now = time.time()

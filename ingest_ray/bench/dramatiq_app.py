@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from ingest_ray.bench.common import write_one
+from ingest_ray.bench.common import process_redis, write_one
 
 # optional dependency (the ``bench`` extra), typed the same whether installed or not
 dramatiq: Any = importlib.import_module("dramatiq")
@@ -29,16 +29,9 @@ QUEUE = os.environ.get("INGEST_RAY_BENCH_QUEUE", "ingest-ray-bench")
 broker = redis_broker.RedisBroker(url=BROKER)
 dramatiq.set_broker(broker)
 
-_clients: dict[int, redis.Redis] = {}
-
 
 def _redis() -> redis.Redis:
-    """One connection per process (worker processes are forked)."""
-    pid = os.getpid()
-    client = _clients.get(pid)
-    if client is None:
-        client = _clients[pid] = redis.Redis.from_url(STAGE_REDIS, decode_responses=True)
-    return client
+    return process_redis(STAGE_REDIS)
 
 
 def bench_s1(doc: str, t0: float) -> str:
