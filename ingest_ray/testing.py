@@ -32,6 +32,8 @@ from ingest_ray.ledger.base import (
     JobEvent,
     JobFilter,
     NewJob,
+    OutboxEntry,
+    OutboxMessage,
     Page,
     TransitionOutcome,
     TransitionRequest,
@@ -50,6 +52,14 @@ class _Row:
     events: list[JobEvent] = field(default_factory=list)
 
 
+@dataclass
+class _Pending:
+    message: OutboxMessage
+    owner: str | None = None
+    claimed_at: float = 0.0
+    deliveries: int = 0
+
+
 class InMemoryLedger:
     """A thread-safe, single-process ledger with the same contract as :class:`RedisLedger`."""
 
@@ -59,9 +69,14 @@ class InMemoryLedger:
         self._lock = threading.Lock()
         self.event_maxlen = event_maxlen
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._outbox: dict[str, _Pending] = {}
+        self._outbox_seq = 0
+        #: set to an exception to make every call fail (a Redis outage, in tests)
+        self.down: Exception | None = None
 
     def create(self, job: NewJob) -> CreateOutcome:
         """Create ``job`` unless its document already has a live or completed job."""
+        self._check_up()
         with self._lock:
             holder = self._holders.get((job.tenant_id, job.doc_key))
             if holder is not None and self._rows[holder].job.status in DEDUPLICATING:
@@ -86,6 +101,7 @@ class InMemoryLedger:
 
     def transition(self, request: TransitionRequest) -> TransitionOutcome:
         """Apply one transition or raise the same typed errors as the Redis backend."""
+        self._check_up()
         result = self._apply(request)
         if isinstance(result, LedgerError):
             raise result
@@ -95,6 +111,7 @@ class InMemoryLedger:
         self, requests: Sequence[TransitionRequest]
     ) -> list[TransitionOutcome | LedgerError]:
         """Apply each transition; refusals are returned in place."""
+        self._check_up()
         return [self._apply(r) for r in requests]
 
     def _apply(self, req: TransitionRequest) -> TransitionOutcome | LedgerError:
@@ -121,6 +138,7 @@ class InMemoryLedger:
                 attempts=row.job.attempts, error=req.error, data=dict(req.data),
             )  # fmt: skip
             row.events.append(event)
+            self._append(req.messages)
             return TransitionOutcome(job_id=job.job_id, status=req.target, seq=event.seq)
 
     def _refusal(self, req: TransitionRequest, job: Job) -> LedgerError | None:
@@ -149,6 +167,7 @@ class InMemoryLedger:
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
         """The job with its history."""
+        self._check_up()
         with self._lock:
             row = self._rows.get(job_id)
             if row is None or (tenant_id is not None and row.job.tenant_id != tenant_id):
@@ -157,11 +176,13 @@ class InMemoryLedger:
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
         """Jobs without history, ``None`` where missing."""
+        self._check_up()
         with self._lock:
             return [self._rows[i].job if i in self._rows else None for i in job_ids]
 
     def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
         """Matching jobs, newest first, ``limit`` at a time."""
+        self._check_up()
         with self._lock:
             jobs = sorted(
                 (r.job for r in self._rows.values()), key=lambda j: j.job_id, reverse=True
@@ -172,6 +193,7 @@ class InMemoryLedger:
 
     def counts(self, *, tenant_id: str | None = None) -> dict[JobStatus, int]:
         """Jobs per status."""
+        self._check_up()
         out = dict.fromkeys(JobStatus, 0)
         with self._lock:
             for row in self._rows.values():
@@ -181,6 +203,7 @@ class InMemoryLedger:
 
     def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Jobs whose lease ran out, oldest expiry first."""
+        self._check_up()
         moment = now or self._clock()
         with self._lock:
             leased = [
@@ -193,10 +216,62 @@ class InMemoryLedger:
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after`` among the last ``event_maxlen``."""
+        self._check_up()
         with self._lock:
             row = self._rows.get(job_id)
             kept = row.events[-self.event_maxlen :] if row else []
         return [e for e in kept if e.seq > after][:count]
+
+    # --- the outbox ---------------------------------------------------------------------------
+
+    def outbox_put(self, messages: Sequence[OutboxMessage]) -> None:
+        """Append messages that follow no transition."""
+        self._check_up()
+        with self._lock:
+            self._append(messages)
+
+    def _append(self, messages: Sequence[OutboxMessage]) -> None:
+        for message in messages:
+            self._outbox_seq += 1
+            self._outbox[f"{self._outbox_seq}-0"] = _Pending(message)
+
+    def outbox_claim(
+        self, consumer: str, *, limit: int = 500, min_idle_s: float = 60.0
+    ) -> list[OutboxEntry]:
+        """Own pending first, then others' stale, then new entries, oldest first."""
+        self._check_up()
+        now = self._clock().timestamp()
+        with self._lock:
+            order = sorted(self._outbox.items(), key=lambda kv: int(kv[0].split("-")[0]))
+            own = [(i, p) for i, p in order if p.owner == consumer]
+            stale = [
+                (i, p)
+                for i, p in order
+                if p.owner not in (None, consumer) and now - p.claimed_at >= min_idle_s
+            ]
+            fresh = [(i, p) for i, p in order if p.owner is None]  # fmt: skip
+            out = []
+            for entry_id, pending in (own + stale + fresh)[:limit]:
+                pending.owner, pending.claimed_at = consumer, now
+                pending.deliveries += 1
+                out.append(OutboxEntry(entry_id, pending.message, pending.deliveries))
+            return out
+
+    def outbox_ack(self, entry_ids: Sequence[str]) -> None:
+        """Forget published entries."""
+        self._check_up()
+        with self._lock:
+            for entry_id in entry_ids:
+                self._outbox.pop(entry_id, None)
+
+    def outbox_depth(self) -> int:
+        """Entries not yet acknowledged."""
+        with self._lock:
+            return len(self._outbox)
+
+    def _check_up(self) -> None:
+        if self.down is not None:
+            raise self.down
 
     def close(self) -> None:
         """Nothing to release."""
@@ -212,6 +287,7 @@ def _updates(req: TransitionRequest, job: Job, now: datetime) -> dict[str, Any]:
         updates["outputs"] = {**job.outputs, req.output_stage: dict(req.output or {})}
     if req.stage:
         updates["stage"] = req.stage
+    updates.update(_budget_updates(req, now))
     if req.error is not None:
         updates["error"] = req.error
     elif req.target is JobStatus.QUEUED:
@@ -226,6 +302,19 @@ def _updates(req: TransitionRequest, job: Job, now: datetime) -> dict[str, Any]:
         updates["lease_expires_at"] = None
     elif req.lease_s is not None:
         updates["lease_expires_at"] = now + timedelta(seconds=req.lease_s)
+    return updates
+
+
+def _budget_updates(req: TransitionRequest, now: datetime) -> dict[str, Any]:
+    updates: dict[str, Any] = {
+        "next_attempt_at": None
+        if req.retry_in_s is None
+        else now + timedelta(seconds=req.retry_in_s)
+    }
+    if req.stage_errors is not None:
+        updates["stage_errors"] = req.stage_errors
+    if req.stage_losses is not None:
+        updates["stage_losses"] = req.stage_losses
     return updates
 
 

@@ -52,7 +52,14 @@ class JobEvent(BaseModel):
 
 
 class Job(BaseModel):
-    """A job record as the ledger holds it."""
+    """A job record as the ledger holds it.
+
+    ``attempts`` is the try number of the current stage: it only grows while the stage runs and
+    is the fencing token of every stage write. ``stage_errors`` counts the tries that ended in
+    the stage's own error (the retry policy's budget), ``stage_losses`` the tries lost to the
+    infrastructure (actor death, expired lease), which have a budget of their own.
+    ``next_attempt_at`` is when a scheduled retry may run.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -71,6 +78,9 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    stage_errors: int = 0
+    stage_losses: int = 0
     #: small JSON results of the stages that completed, by stage name
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     history: list[JobEvent] = Field(default_factory=list)
@@ -106,6 +116,28 @@ class CreateOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A Kafka message recorded in the ledger in the same atomic step as the change it follows,
+    and published afterwards by the outbox relay. ``event_id`` is stable across redeliveries, so
+    consumers drop what they already applied. ``value`` is the exact bytes to publish."""
+
+    topic: str
+    key: str | None
+    value: bytes
+    event_id: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A message waiting in the outbox; ``entry_id`` acknowledges it once it was published."""
+
+    entry_id: str
+    message: OutboxMessage
+    deliveries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionRequest:
     """Move ``job_id`` from ``expected`` to ``target`` (equal for a stage update in processing).
 
@@ -113,7 +145,9 @@ class TransitionRequest:
     stage was handed to another attempt can no longer move the job. ``attempts`` sets the counter
     (it overrides ``attempts_delta``). ``lease_s`` sets (or, with 0, clears) the job's lease;
     terminal and queued states always clear it. ``output`` is stored as the job's output of
-    ``output_stage`` in the same atomic step.
+    ``output_stage`` in the same atomic step, and so are ``messages`` in the outbox.
+    ``stage_errors`` / ``stage_losses`` set the budgets' counters when given; ``retry_in_s`` sets
+    ``next_attempt_at`` (any transition without it clears it).
     """
 
     job_id: str
@@ -129,6 +163,10 @@ class TransitionRequest:
     attempts: int | None = None
     output_stage: str | None = None
     output: dict[str, Any] | None = None
+    messages: tuple[OutboxMessage, ...] = ()
+    stage_errors: int | None = None
+    stage_losses: int | None = None
+    retry_in_s: float | None = None
 
     @property
     def kind(self) -> EventKind:
@@ -236,6 +274,25 @@ class Ledger(Protocol):
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events of a job with ``seq > after``, oldest first (the stream is capped)."""
+        ...
+
+    def outbox_put(self, messages: Sequence[OutboxMessage]) -> None:
+        """Record messages that follow no transition (dead letters of unreadable input)."""
+        ...
+
+    def outbox_claim(
+        self, consumer: str, *, limit: int = 500, min_idle_s: float = 60.0
+    ) -> list[OutboxEntry]:
+        """Messages to publish, oldest first: ``consumer``'s own unacknowledged ones, then
+        those another consumer left unacknowledged for ``min_idle_s``, then new ones."""
+        ...
+
+    def outbox_ack(self, entry_ids: Sequence[str]) -> None:
+        """Forget published messages."""
+        ...
+
+    def outbox_depth(self) -> int:
+        """Messages not yet acknowledged."""
         ...
 
     def close(self) -> None:

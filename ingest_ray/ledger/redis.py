@@ -6,8 +6,11 @@ Key layout (all under the configured prefix, ``ir:`` by default):
 - ``idem:{tenant}|{doc_key}`` -> the job holding that document for that tenant
 - ``idx:*`` sorted sets (score 0, ordered by the ULID job id, so lexical = creation order)
 - ``leases`` sorted set scored by lease expiry (epoch ms)
+- ``outbox`` stream of messages to publish, appended by the transition script in the same step
+  and read by the relay through the consumer group ``relay``
 
-Scripts build key names from the prefix, so this backend expects a single Redis (not Cluster).
+Names come from :class:`ingest_ray.keys.RedisKeys`; the scripts build the same names from the
+prefix, so this backend expects a single Redis (not Cluster).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ingest_ray.errors import (
     StaleTransitionError,
 )
 from ingest_ray.ids import id_ceiling, id_floor
+from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.base import (
     CreateOutcome,
     Job,
@@ -34,6 +38,8 @@ from ingest_ray.ledger.base import (
     JobEvent,
     JobFilter,
     NewJob,
+    OutboxEntry,
+    OutboxMessage,
     Page,
     TransitionOutcome,
     TransitionRequest,
@@ -47,6 +53,7 @@ from ingest_ray.states import (
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
 _DEDUP_ARG = ",".join(sorted(s.value for s in DEDUPLICATING))
 MAX_PAGE = 1000
+OUTBOX_GROUP = "relay"
 
 
 def _ms(moment: datetime) -> int:
@@ -77,7 +84,12 @@ class RedisLedger:
         client: redis.Redis | None = None,
     ) -> None:
         self._r: redis.Redis = client or redis.Redis.from_url(url, decode_responses=True)
+        # outbox values are bytes (a dead letter carries the original value unchanged)
+        raw_kwargs = {**self._r.connection_pool.connection_kwargs, "decode_responses": False}
+        self._raw = redis.Redis(connection_pool=redis.ConnectionPool(**raw_kwargs))
         self.prefix = prefix
+        self.keys = RedisKeys(prefix)
+        self._group_ready = False
         self.event_maxlen = event_maxlen
         self._create = self._r.register_script(_load_script("create.lua"))
         self._transition = self._r.register_script(_load_script("transition.lua"))
@@ -206,6 +218,11 @@ class RedisLedger:
             "" if req.attempts is None else req.attempts,
             req.output_stage or "",
             json.dumps(req.output) if req.output is not None else "",
+            "" if req.stage_errors is None else req.stage_errors,
+            "" if req.stage_losses is None else req.stage_losses,
+            "" if req.retry_in_s is None else int(req.retry_in_s * 1000),
+            len(req.messages),
+            *(arg for m in req.messages for arg in _message_args(m)),
         ]
 
     @staticmethod
@@ -329,18 +346,91 @@ class RedisLedger:
         entries = self._r.xrange(self._key(job_id) + ":events", f"({after}-0", "+", count=count)
         return [_event(json.loads(fields["e"])) for _, fields in cast("list[Any]", entries)]
 
+    # --- the outbox ---------------------------------------------------------------------------
+
+    def outbox_put(self, messages: Sequence[OutboxMessage]) -> None:
+        """Append messages that follow no transition, in one round trip."""
+        if not messages:
+            return
+        pipe = self._raw.pipeline(transaction=True)
+        for message in messages:
+            fields = dict(zip(("t", "k", "v", "id", "h"), _message_args(message), strict=True))
+            pipe.xadd(self.keys.outbox, cast("Any", fields))
+        pipe.execute()
+
+    def outbox_claim(
+        self, consumer: str, *, limit: int = 500, min_idle_s: float = 60.0
+    ) -> list[OutboxEntry]:
+        """Own pending entries first, then others' stale ones, then new ones (at most ``limit``)."""
+        try:
+            return self._claim(consumer, limit, min_idle_s)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # the stream was deleted (a Redis without its data)
+            return self._claim(consumer, limit, min_idle_s)
+
+    def _claim(self, consumer: str, limit: int, min_idle_s: float) -> list[OutboxEntry]:
+        self._ensure_group()
+        key, group = self.keys.outbox, OUTBOX_GROUP
+        found: dict[str, OutboxEntry] = {}
+        own: Any = self._raw.xreadgroup(group, consumer, {key: "0"}, count=limit)
+        self._collect(own[0][1] if own else [], found)
+        if len(found) < limit:
+            claimed: Any = self._raw.xautoclaim(
+                key, group, consumer, int(min_idle_s * 1000), "0-0", count=limit - len(found)
+            )
+            self._collect(claimed[1], found)
+        if len(found) < limit:
+            fresh: Any = self._raw.xreadgroup(group, consumer, {key: ">"}, count=limit - len(found))
+            self._collect(fresh[0][1] if fresh else [], found)
+        return list(found.values())
+
+    def _collect(self, entries: list[Any], found: dict[str, OutboxEntry]) -> None:
+        dropped = []
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            if not fields:  # deleted while pending: nothing left to send
+                dropped.append(entry_id)
+            elif entry_id not in found:
+                found[entry_id] = OutboxEntry(entry_id, _message(fields))
+        self.outbox_ack(dropped)
+
+    def outbox_ack(self, entry_ids: Sequence[str]) -> None:
+        """Acknowledge and delete published entries."""
+        if entry_ids:
+            pipe = self._raw.pipeline(transaction=True)
+            pipe.xack(self.keys.outbox, OUTBOX_GROUP, *entry_ids)
+            pipe.xdel(self.keys.outbox, *entry_ids)
+            pipe.execute()
+
+    def outbox_depth(self) -> int:
+        """Entries not yet acknowledged (acknowledged ones are deleted)."""
+        return int(self._r.xlen(self.keys.outbox))
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self._raw.xgroup_create(self.keys.outbox, OUTBOX_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
     def ping(self) -> bool:
         """Whether Redis answers."""
         return bool(self._r.ping())
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
         self._r.close()
+        self._raw.close()
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _key(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+        return self.keys.job(job_id)
 
     @staticmethod
     def _job(row: dict[str, str], history: list[str]) -> Job | None:
@@ -364,9 +454,33 @@ class RedisLedger:
             started_at=_dt(row.get("started_at")),
             finished_at=_dt(row.get("finished_at")),
             lease_expires_at=_dt(row.get("lease_expires_at")),
+            next_attempt_at=_dt(row.get("next_attempt_at")),
+            stage_errors=int(row.get("stage_errors") or 0),
+            stage_losses=int(row.get("stage_losses") or 0),
             outputs=outputs,
             history=[_event(json.loads(h)) for h in history],
         )
+
+
+def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, str]:
+    return (
+        message.topic,
+        message.key if message.key is not None else "",
+        message.value,
+        message.event_id,
+        json.dumps(message.headers),
+    )
+
+
+def _message(fields: dict[bytes, bytes]) -> OutboxMessage:
+    key = fields[b"k"].decode()
+    return OutboxMessage(
+        topic=fields[b"t"].decode(),
+        key=key or None,
+        value=fields[b"v"],
+        event_id=fields[b"id"].decode(),
+        headers=tuple((str(k), str(v)) for k, v in json.loads(fields[b"h"])),
+    )
 
 
 def _event(data: dict[str, Any]) -> JobEvent:

@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest_ray.errors import IllegalTransitionError, JobNotFoundError, StaleTransitionError
-from ingest_ray.ledger import JobError, JobFilter, Ledger, NewJob, TransitionRequest
+from ingest_ray.ledger import (
+    JobError,
+    JobFilter,
+    Ledger,
+    NewJob,
+    OutboxMessage,
+    TransitionRequest,
+)
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.states import TRANSITIONS, JobStatus
 from ingest_ray.testing import InMemoryLedger
@@ -280,3 +287,60 @@ def test_outputs_and_absolute_attempts_are_stored_atomically(ledger: Ledger) -> 
     assert job.outputs == {"a": {"pages": 3, "nested": {"x": [1, 2]}}, "b": {}}
     assert job.attempts == 1
     assert ledger.get_many([job_id])[0].outputs == job.outputs  # type: ignore[union-attr]
+
+
+def _msg(event_id: str, value: bytes = b"{}", topic: str = "t.results") -> OutboxMessage:
+    return OutboxMessage(topic, f"key-{event_id}", value, event_id, (("x-kind", "test"),))
+
+
+def test_outbox_messages_are_written_with_the_transition_or_not_at_all(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, messages=(_msg("a"), _msg("b")))
+    stale = TransitionRequest(job_id, S.QUEUED, S.PROCESSING, messages=(_msg("never"),))
+    (refused,) = ledger.transition_many([stale])
+    assert isinstance(refused, StaleTransitionError)
+    entries = ledger.outbox_claim("relay-1")
+    assert [e.message.event_id for e in entries] == ["a", "b"]
+    assert entries[0].message == _msg("a")
+    assert ledger.outbox_depth() == 2
+
+
+def test_outbox_keeps_binary_values_unchanged(ledger: Ledger) -> None:
+    raw = b"\xff" * 1000 + b"\x00\xfe"
+    ledger.outbox_put([_msg("bin", raw)])
+    (entry,) = ledger.outbox_claim("relay-1")
+    assert entry.message.value == raw
+    assert entry.message.headers == (("x-kind", "test"),)
+
+
+def test_outbox_redelivers_until_acknowledged(ledger: Ledger) -> None:
+    ledger.outbox_put([_msg("1"), _msg("2"), _msg("3")])
+    first = ledger.outbox_claim("relay-1", limit=2)
+    assert [e.message.event_id for e in first] == ["1", "2"]
+    ledger.outbox_ack([first[0].entry_id])
+    again = ledger.outbox_claim("relay-1", limit=10)  # own unacknowledged first, then new
+    assert [e.message.event_id for e in again] == ["2", "3"]
+    assert ledger.outbox_claim("relay-2", limit=10, min_idle_s=3600) == []  # not stale yet
+    taken = ledger.outbox_claim("relay-2", limit=10, min_idle_s=0)  # relay-1 presumed dead
+    assert sorted(e.message.event_id for e in taken) == ["2", "3"]
+    ledger.outbox_ack([e.entry_id for e in taken])
+    assert ledger.outbox_depth() == 0
+    assert ledger.outbox_claim("relay-1") == []
+
+
+def test_stage_budgets_and_retry_time_are_stored_with_the_transition(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="a", attempts=1)
+    before = datetime.now(UTC)
+    _move(
+        ledger, job_id, S.PROCESSING, S.PROCESSING, stage="a", attempts=2, expected_attempts=1,
+        stage_errors=1, stage_losses=0, retry_in_s=30,
+    )  # fmt: skip
+    job = ledger.get(job_id)
+    assert (job.stage_errors, job.stage_losses, job.attempts) == (1, 0, 2)
+    assert job.next_attempt_at is not None
+    assert before + timedelta(seconds=29) <= job.next_attempt_at <= before + timedelta(seconds=32)
+    _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage="a", attempts=3, stage_losses=1)
+    job = ledger.get_many([job_id])[0]
+    assert job is not None
+    assert (job.stage_errors, job.stage_losses, job.next_attempt_at) == (1, 1, None)

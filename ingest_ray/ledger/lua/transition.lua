@@ -3,7 +3,10 @@
 --       '-' = clear), attempts_delta, expected_attempts ('' = any), lease_ms ('' = keep, 0 = clear),
 --       maxlen, event_json (with "seq" and "attempts" left for this script to fill),
 --       terminal statuses (comma separated), dedup statuses (comma separated),
---       attempts_set ('' = use the delta), output_stage ('' = none), output_json
+--       attempts_set ('' = use the delta), output_stage ('' = none), output_json,
+--       stage_errors ('' = keep), stage_losses ('' = keep), retry_in_ms ('' = clear
+--       next_attempt_at), message count n, then n times: topic, key, value, event_id, headers_json
+--       (the messages are appended to the outbox stream in this same step)
 -- Returns {1, seq, attempts} or {-1} not found, {-2, status} stale, {-3, attempts} wrong attempt,
 --         {-4, other_job_id} a different live job holds the doc (retry refused)
 local p, id, expected, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -59,6 +62,13 @@ if ARGV[16] ~= '' then
   redis.call('HSET', key, 'out:' .. ARGV[16], ARGV[17])
 end
 redis.call('HSET', key, 'attempts', attempts, 'updated_at', now)
+if ARGV[18] ~= '' then redis.call('HSET', key, 'stage_errors', ARGV[18]) end
+if ARGV[19] ~= '' then redis.call('HSET', key, 'stage_losses', ARGV[19]) end
+if ARGV[20] ~= '' then
+  redis.call('HSET', key, 'next_attempt_at', tonumber(now) + tonumber(ARGV[20]))
+else
+  redis.call('HDEL', key, 'next_attempt_at')
+end
 if target == 'processing' and status == 'queued' and redis.call('HEXISTS', key, 'started_at') == 0 then
   redis.call('HSET', key, 'started_at', now)
 end
@@ -85,4 +95,10 @@ event['attempts'] = attempts
 local encoded = cjson.encode(event)
 redis.call('XADD', key .. ':events', 'MAXLEN', '~', ARGV[11], seq .. '-0', 'e', encoded)
 redis.call('RPUSH', key .. ':history', encoded)
+local count = tonumber(ARGV[21] or '0')
+for i = 0, count - 1 do
+  local b = 22 + i * 5
+  redis.call('XADD', p .. 'outbox', '*', 't', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
+    'id', ARGV[b + 3], 'h', ARGV[b + 4])
+end
 return {1, seq, attempts}
