@@ -1,31 +1,27 @@
-"""Admission: turn a polled batch of raw request messages into ledger jobs.
+"""Admission: turn requests into ledger jobs, the same way for Kafka, HTTP and the CLI.
 
-This is the pure core of Kafka ingress: it never polls and never commits. Unreadable messages
-become dead letters (with the reason and the origin coordinates), readable ones are created in
-the ledger in one round trip (idempotent on tenant + doc_key). The caller stores the batch's
-offsets only after :meth:`Admitter.admit` returned, i.e. after the ledger and the dead-letter
-topic have both taken what they were given.
+:func:`new_job` is the one builder of a job from a request. :class:`Admitter` is the pure core of
+Kafka intake: it never polls and never commits. A message that cannot become a job (unreadable,
+an unknown pipeline, text that is not valid Unicode) becomes a dead letter carrying its original
+bytes; the readable ones are created in the ledger in one round trip (idempotent on tenant +
+doc_key). Dead letters are recorded in the ledger's outbox, so when :meth:`Admitter.admit`
+returns, every record is durably either a job or a dead letter and the caller may store the
+batch's offsets. A dead letter's ``event_id`` is derived from its origin (topic, partition,
+offset), so a redelivered batch produces the same letter again, which consumers drop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from ingest_ray.constants import (
-    DLQ_HEADER_ERROR_TYPE,
-    DLQ_HEADER_OFFSET,
-    DLQ_HEADER_PARTITION,
-    DLQ_HEADER_REASON,
-    DLQ_HEADER_TOPIC,
-)
+from ingest_ray.deadletters import LetterKind, Origin, message_letter
 from ingest_ray.errors import MessageDecodeError
-from ingest_ray.events import DeadLetter, IngestRequest, SourceKind, decode
-from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob
+from ingest_ray.events import IngestRequest, SourceKind, decode
+from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob, OutboxMessage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RawRecord:
     """A consumed message, detached from the Kafka client."""
 
@@ -36,7 +32,7 @@ class RawRecord:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Admitted:
     """A request and the job that now represents it (``created`` is False for a duplicate)."""
 
@@ -46,12 +42,22 @@ class Admitted:
     pipeline: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True)
+class Rejected:
+    """A record that became a dead letter, and why."""
+
+    record: RawRecord
+    reason: str
+    error_type: str
+    letter: OutboxMessage
+
+
+@dataclass
 class AdmissionBatch:
     """What one call to :meth:`Admitter.admit` did."""
 
     admitted: list[Admitted] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
 
     @property
     def new_jobs(self) -> list[Admitted]:
@@ -59,16 +65,8 @@ class AdmissionBatch:
         return [a for a in self.admitted if a.outcome.created]
 
 
-class DeadLetterSink(Protocol):
-    """Where unreadable messages go; ``flush`` returns only once they are durable."""
-
-    def publish(self, letter: DeadLetter, *, key: bytes | None, headers: dict[str, str]) -> None:
-        """Queue one dead letter."""
-        ...
-
-    def flush(self) -> None:
-        """Block until every queued dead letter is acknowledged (raise if one was not)."""
-        ...
+class UnknownPipelineError(MessageDecodeError):
+    """The request names a pipeline this runtime does not have."""
 
 
 def default_pipeline(request: IngestRequest) -> str:
@@ -77,14 +75,28 @@ def default_pipeline(request: IngestRequest) -> str:
     return "auto" if request.source.kind is SourceKind.TEXT else "two_phase"
 
 
-def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
-    """The headers every dead letter carries."""
-    headers = {DLQ_HEADER_REASON: letter.reason, DLQ_HEADER_ERROR_TYPE: letter.error_type}
-    if letter.origin_topic is not None:
-        headers[DLQ_HEADER_TOPIC] = letter.origin_topic
-        headers[DLQ_HEADER_PARTITION] = str(letter.origin_partition)
-        headers[DLQ_HEADER_OFFSET] = str(letter.origin_offset)
-    return headers
+def new_job(request: IngestRequest, pipeline: str | None = None) -> NewJob:
+    """The ledger job for ``request`` (Kafka, HTTP and the CLI all build it here)."""
+    return NewJob(
+        tenant_id=request.tenant_id,
+        doc_key=request.doc_key,
+        pipeline=pipeline or request.pipeline or default_pipeline(request),
+        priority=request.priority,
+        metadata={
+            "request_id": request.request_id,
+            "source": request.source.model_dump(mode="json"),
+            **({"request": request.metadata} if request.metadata else {}),
+        },
+    )
+
+
+def check_pipeline(request: IngestRequest, known: Collection[str] | None) -> str:
+    """The request's pipeline, raising :class:`UnknownPipelineError` when it is not known."""
+    pipeline = request.pipeline or default_pipeline(request)
+    if known is not None and pipeline not in known:
+        names = ", ".join(sorted(known))
+        raise UnknownPipelineError(f"unknown pipeline {pipeline!r} (known: {names})", b"")
+    return pipeline
 
 
 class Admitter:
@@ -93,62 +105,55 @@ class Admitter:
     def __init__(
         self,
         ledger: Ledger,
-        dead_letters: DeadLetterSink,
         *,
+        dead_letter_topic: str,
+        pipelines: Collection[str] | None = None,
+        max_message_bytes: int = 1_000_000,
         pipeline_for: Callable[[IngestRequest], str] = default_pipeline,
     ) -> None:
         self._ledger = ledger
-        self._dead_letters = dead_letters
+        self._topic = dead_letter_topic
+        self._pipelines = None if pipelines is None else frozenset(pipelines)
+        self._max_bytes = max_message_bytes
         self._pipeline_for = pipeline_for
 
     def admit(self, records: Sequence[RawRecord]) -> AdmissionBatch:
-        """Process ``records``; when this returns, every record is either a job or a dead letter."""
+        """Process ``records``; when this returns, every record is durably a job or a dead
+        letter. Raises (nothing half-done is acknowledged) when the ledger is away."""
         batch = AdmissionBatch()
-        readable: list[tuple[IngestRequest, RawRecord]] = []
+        readable: list[tuple[IngestRequest, RawRecord, NewJob]] = []
         for record in records:
-            request = self._read(record, batch)
-            if request is not None:
-                readable.append((request, record))
+            try:
+                request = _read(record)
+                pipeline = check_pipeline(request, self._pipelines)
+            except MessageDecodeError as exc:
+                batch.rejected.append(self._reject(record, exc))
+                continue
+            readable.append((request, record, new_job(request, pipeline)))
+        if batch.rejected:
+            self._ledger.outbox_put([r.letter for r in batch.rejected])
         if readable:
-            jobs = [self._new_job(request) for request, _ in readable]
-            outcomes = self._ledger.create_many(jobs)
-            for (request, record), job, outcome in zip(readable, jobs, outcomes, strict=True):
+            outcomes = self._ledger.create_many([job for _, _, job in readable])
+            for (request, record, job), outcome in zip(readable, outcomes, strict=True):
                 batch.admitted.append(Admitted(request, outcome, record, job.pipeline))
-        if batch.dead_letters:
-            self._dead_letters.flush()
         return batch
 
-    def _read(self, record: RawRecord, batch: AdmissionBatch) -> IngestRequest | None:
-        try:
-            event = decode(record.value)
-            if not isinstance(event, IngestRequest):
-                raise MessageDecodeError(
-                    f"expected ingest.request on {record.topic}, got {event.event_type}",
-                    record.value or b"",
-                )
-        except MessageDecodeError as exc:
-            letter = DeadLetter(
-                reason=exc.reason,
-                error_type=exc.error_type,
-                origin_topic=record.topic,
-                origin_partition=record.partition,
-                origin_offset=record.offset,
-                raw=exc.raw.decode("utf-8", errors="replace"),
-            )
-            self._dead_letters.publish(letter, key=record.key, headers=dead_letter_headers(letter))
-            batch.dead_letters.append(letter)
-            return None
-        return event
+    def _reject(self, record: RawRecord, exc: MessageDecodeError) -> Rejected:
+        origin = Origin(record.topic, record.partition, record.offset)
+        letter = message_letter(
+            self._topic, kind=LetterKind.MESSAGE, value=record.value, key=record.key,
+            origin=origin, reason=exc.reason, error_type=exc.error_type,
+            max_bytes=self._max_bytes,
+            event_id=f"dlq:{record.topic}:{record.partition}:{record.offset}",
+        )  # fmt: skip
+        return Rejected(record, exc.reason, exc.error_type, letter)
 
-    def _new_job(self, request: IngestRequest) -> NewJob:
-        return NewJob(
-            tenant_id=request.tenant_id,
-            doc_key=request.doc_key,
-            pipeline=request.pipeline or self._pipeline_for(request),
-            priority=request.priority,
-            metadata={
-                "request_id": request.request_id,
-                "source": request.source.model_dump(mode="json"),
-                **({"request": request.metadata} if request.metadata else {}),
-            },
+
+def _read(record: RawRecord) -> IngestRequest:
+    event = decode(record.value)
+    if not isinstance(event, IngestRequest):
+        raise MessageDecodeError(
+            f"expected ingest.request on {record.topic}, got {event.event_type}",
+            record.value or b"",
         )
+    return event

@@ -26,10 +26,11 @@ from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.local_run import guess_source
+from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.render import jobs_table
+from ingest_ray.runtime.ingress import run_admission
 from ingest_ray.stack.launcher import LocalStack
 from ingest_ray.states import JobStatus
-from ingest_ray.workers.admit import run_admission
 
 app = typer.Typer(help="ingest_ray: scholarly literature ingestion on Kafka, Redis and Ray.")
 stack_app = typer.Typer(help="The local Kafka + Redis stack (no Docker).")
@@ -172,25 +173,16 @@ def admit(
 ) -> None:
     """Consume ingest requests and admit them to the ledger (bad messages are dead-lettered)."""
     settings = _settings()
-    kafka = KafkaClient.from_settings(settings)
-    kafka.ensure_topics()
-    ledger = RedisLedger.from_settings(settings)
-    try:
-        totals = run_admission(
-            kafka,
-            ledger,
-            group_id=settings.consumer_group,
-            topic=settings.topic_requests,
-            dead_letter_topic=settings.topic_deadletter,
-            stop=_stop_on_signals(),
-            idle_timeout=None if follow else idle,
-            on_batch=lambda b: console.print(
-                f"batch: {len(b.new_jobs)} new, {len(b.admitted) - len(b.new_jobs)} duplicate, "
-                f"{len(b.dead_letters)} dead-lettered"
-            ),
-        )
-    finally:
-        ledger.close()
+    KafkaClient.from_settings(settings).ensure_topics()
+    totals = run_admission(
+        settings,
+        pipelines=sorted(builtin_catalog(settings).pipelines),
+        stop=_stop_on_signals(),
+        idle_timeout=None if follow else idle,
+        on_batch=lambda t: console.print(
+            f"so far: {t.created} new, {t.duplicates} duplicate, {t.dead_letters} dead-lettered"
+        ),
+    )
     console.print(
         f"admitted {totals.created} new job(s), {totals.duplicates} duplicate(s), "
         f"{totals.dead_letters} dead letter(s) from {totals.messages} message(s)"

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     topic_mapping: str = TOPIC_MAPPING
     topic_deadletter: str = TOPIC_DEADLETTER
     topic_partitions: int = Field(default=6, ge=1)
+    #: the largest message the topics take (the producer's ``message.max.bytes``); a dead
+    #: letter of a larger original keeps only its first part
+    kafka_max_message_bytes: int = Field(default=1_000_000, ge=10_000)
     topic_replication: int = Field(default=1, ge=1)
     consumer_group: str = "ingest-ray"
     redis_prefix: str = "ir:"

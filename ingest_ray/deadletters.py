@@ -91,9 +91,11 @@ def message_letter(
     error_type: str,
     subject: Subject | None = None,
     max_bytes: int = 1_000_000,
+    event_id: str | None = None,
 ) -> OutboxMessage:
-    """The dead letter of a consumed message: its original bytes (cut to fit ``max_bytes``)."""
-    event_id = new_id()
+    """The dead letter of a consumed message: its original bytes (cut to fit ``max_bytes``).
+    Pass an ``event_id`` derived from the origin so a redelivered message yields the same id."""
+    event_id = event_id or new_id()
     raw = value or b""
     make = partial(
         _headers, kind, event_id=event_id, reason=reason, error_type=error_type, origin=origin,

@@ -85,7 +85,19 @@ class MessageDecodeError(PermanentError):
 
 
 class KafkaDeliveryError(RetryableError):
-    """The broker did not acknowledge a produced message."""
+    """The broker did not acknowledge a produced message. ``permanent`` is set when trying again
+    cannot help (the message is too large for the topic, the topic may not be written)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+class JobCancelledError(PermanentError):
+    """The job was cancelled while a stage worked on it; the stage stopped where it checked."""
 
 
 # --- ledger -----------------------------------------------------------------------------------

@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingest_ray.errors import MessageDecodeError
 from ingest_ray.ids import new_id
@@ -73,6 +81,13 @@ class Envelope(BaseModel):
     event_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
     occurred_at: datetime = Field(default_factory=utcnow)
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _strict_version(cls, value: Any) -> Any:
+        if type(value) is not int:  # ``true`` and ``1.0`` equal 1 in Python; they are not versions
+            raise ValueError(f"schema_version must be an integer, got {value!r}")
+        return value
+
 
 _TENANT = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 _DOC_KEY = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -102,6 +117,34 @@ class IngestRequest(Envelope):
             source = source if isinstance(source, DocumentSource) else DocumentSource(**source)
             data = {**data, "doc_key": source.doc_key()}
         return data
+
+    @model_validator(mode="after")
+    def _text_is_unicode(self) -> IngestRequest:
+        """Every string must be valid Unicode (no lone surrogates such as ``\\ud800``): a
+        document's text fields end up in the index, where one bad string fails a whole write."""
+        for where, text in _strings({"doc_key": self.doc_key, "source": self.source.value,
+                                     "metadata": self.metadata}):  # fmt: skip
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+                raise ValueError(f"{where}: {bad} is not valid Unicode text") from None
+        return self
+
+
+def _strings(value: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every string inside ``value`` (keys included), with where it is."""
+    if isinstance(value, str):
+        return [(where, value)]
+    out: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            out += _strings(str(key), path) + _strings(inner, path)
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            out += _strings(inner, f"{where}[{i}]")
+    return out
 
 
 class IngestResult(Envelope):
@@ -170,7 +213,7 @@ def decode(raw: bytes | None) -> Event:
     if not isinstance(data, dict):
         raise MessageDecodeError(f"envelope must be a JSON object, got {type(data).__name__}", raw)
     version = data.get("schema_version")
-    if version not in SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:  # True and 1.0 are not 1
         raise MessageDecodeError(
             f"unsupported schema_version {version!r} (supported: {sorted(SUPPORTED_VERSIONS)})", raw
         )

@@ -32,12 +32,25 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_retries_scheduled": ("Retries put on the timer heap", ("stage",)),
     "ingest_dead_letters": ("Messages sent to the dead-letter topic", ("kind",)),
     "ingest_messages_consumed": ("Kafka messages consumed", ("topic",)),
+    "ingest_reconcile_repairs": (
+        "Differences between the ledger and the Dispatcher that reconciliation repaired",
+        ("kind",),
+    ),
+    "ingest_control_errors": ("Failed steps of the control plane, by where", ("where",)),
+    "ingest_outbox_sent": ("Outbox messages published", ()),
+    "ingest_outbox_parked": ("Outbox messages the broker refused for good", ()),
+    "ingest_admission_retries": ("Request batches read again after admission failed", ()),
 }
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_queue_depth": ("Jobs waiting in the Dispatcher per priority", ("priority",)),
     "ingest_in_flight": ("Stage calls in flight per pool", ("pool",)),
     "ingest_consumer_lag": ("Messages behind the end of each partition", ("topic", "partition")),
     "ingest_backpressure_paused": ("1 while ingress is paused by backpressure", ()),
+    "ingest_pool_size": ("Actors alive per pool", ("pool",)),
+    "ingest_pool_target": ("Actors each pool is sized to", ("pool",)),
+    "ingest_pool_backlog": ("Jobs ready for each pool", ("pool",)),
+    "ingest_pool_utilisation": ("Busy share of each pool's call slots", ("pool",)),
+    "ingest_outbox_depth": ("Messages recorded in the outbox and not yet published", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_stage_duration_seconds": ("Stage call latency", ("stage",)),
@@ -57,23 +70,40 @@ class Snapshot:
 
 
 class RuntimeMetrics:
-    """Counters, gauges and histograms by name and label values."""
+    """Counters, gauges and histograms by name and label values.
+
+    Counter and gauge updates reach Ray's metrics in batches: :meth:`flush` (called by the
+    actors' loops about once a second) sends the summed increments and the latest gauge values,
+    so a hot loop does not pay a Ray metrics call per job.
+    """
 
     def __init__(self, *, mirror_to_ray: bool = False) -> None:
         self._snap = Snapshot()
         self._ray: dict[str, Any] = _ray_metrics() if mirror_to_ray else {}
+        self._unsent_counts: dict[tuple[str, Labels], float] = {}
+        self._unsent_gauges: dict[tuple[str, Labels], float] = {}
 
     def inc(self, name: str, *labels: str, value: float = 1.0) -> None:
         """Add to a counter."""
         series = self._snap.counters.setdefault(name, {})
         series[labels] = series.get(labels, 0.0) + value
         if name in self._ray:
-            self._ray[name].inc(value, tags=dict(zip(COUNTERS[name][1], labels, strict=True)))
+            key = (name, labels)
+            self._unsent_counts[key] = self._unsent_counts.get(key, 0.0) + value
 
     def set(self, name: str, *labels: str, value: float) -> None:
         """Set a gauge."""
         self._snap.gauges.setdefault(name, {})[labels] = value
         if name in self._ray:
+            self._unsent_gauges[(name, labels)] = value
+
+    def flush(self) -> None:
+        """Send the batched counter and gauge updates to Ray's metrics."""
+        counts, self._unsent_counts = self._unsent_counts, {}
+        gauges, self._unsent_gauges = self._unsent_gauges, {}
+        for (name, labels), value in counts.items():
+            self._ray[name].inc(value, tags=dict(zip(COUNTERS[name][1], labels, strict=True)))
+        for (name, labels), value in gauges.items():
             self._ray[name].set(value, tags=dict(zip(GAUGES[name][1], labels, strict=True)))
 
     def observe(self, name: str, *labels: str, value: float) -> None:

@@ -54,3 +54,8 @@ def _state(attempt: int) -> RetryCallState:
 
 #: The policy of stages that do not name one.
 DEFAULT_RETRY = RetryPolicy()
+
+#: The budget of tries lost to the infrastructure (an actor died, a lease ran out): quick, since
+#: nothing is wrong with the work itself, and bounded, so a stage that kills its actor every time
+#: still ends.
+LOSS_RETRY = RetryPolicy(max_attempts=8, base_delay_s=0.5, max_delay_s=10.0)

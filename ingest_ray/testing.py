@@ -8,7 +8,9 @@ against Redis.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -329,9 +331,11 @@ class ScriptedStage:
     ``fail_times: {stage: n}`` (fail retryably on the first n tries), ``permanent: [stage]``
     (fail permanently), ``fail_while: {stage: redis_key}`` (fail permanently while that key
     exists), ``sleep_s: {stage: s}`` (take that long), ``finish: [stage]`` (end the
-    pipeline there). Every execution is counted in Redis (``{prefix}scripted:runs``, field
-    ``doc_key|stage``) and every success recorded as an idempotent side effect
-    (``{prefix}scripted:effects``, same field), so tests can tell re-runs from duplicate effects.
+    pipeline there), ``crash: {stage: n}`` (kill the worker process on the first n tries).
+    Every execution is counted in Redis (``{prefix}scripted:runs``, field ``doc_key|stage``)
+    and every success recorded as an idempotent side effect (``{prefix}scripted:effects``, same
+    field), so tests can tell re-runs from duplicate effects. A sleeping stage checks its
+    cancellation token every 50 ms; ``compensate`` removes a cancelled job's effects.
     """
 
     batch_size = 8
@@ -346,9 +350,10 @@ class ScriptedStage:
         script = item.metadata
         field = f"{item.doc_key}|{self.name}"
         self._redis.hincrby(f"{self._prefix}scripted:runs", field, 1)
-        delay = float(script.get("sleep_s", {}).get(self.name, 0))
-        if delay:
-            await asyncio.sleep(delay)
+        if item.attempt <= int(script.get("crash", {}).get(self.name, 0)):
+            os._exit(3)  # an actor dying mid-call, as a segfault in a parser would
+        await _sleep_unless_cancelled(float(script.get("sleep_s", {}).get(self.name, 0)), item)
+        item.check_cancelled()
         if self.name in script.get("permanent", []):
             raise PermanentError(f"{self.name} was told to fail for good")
         flag = script.get("fail_while", {}).get(self.name)
@@ -372,9 +377,21 @@ class ScriptedStage:
                 results.append(exc)
         return results
 
+    async def compensate(self, items: Sequence[StageInput]) -> None:
+        """Take back the effects of cancelled jobs."""
+        fields = [f"{item.doc_key}|{self.name}" for item in items]
+        if fields:
+            self._redis.hdel(f"{self._prefix}scripted:effects", *fields)
+
     async def aclose(self) -> None:
         """Close the Redis connection."""
         self._redis.close()
+
+
+async def _sleep_unless_cancelled(delay: float, item: StageInput) -> None:
+    deadline = time.monotonic() + delay
+    while not item.cancelled and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def use_scripted_stages(catalog: Catalog) -> None:

@@ -14,7 +14,7 @@ from ingest_ray.control import ControlInbox, JobControl
 from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger.redis import RedisLedger
-from ingest_ray.runtime.options import RuntimeOptions
+from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.stages.factories import section
 from ingest_ray.storage.blobs import FileBlobStore
 from serve_app.settings import ApiSettings
@@ -60,9 +60,7 @@ class ApiContext:
             event_maxlen=settings.event_stream_maxlen,
             client=sync,
         )
-        inbox = ControlInbox(
-            sync, RuntimeOptions(name=settings.runtime_name).inbox_key(settings.redis_prefix)
-        )
+        inbox = ControlInbox.for_settings(sync, settings)
         kafka = KafkaClient.from_settings(settings)
         producer = kafka.producer(**{"client.id": CLIENT_NAME})
         blobs = FileBlobStore(section(settings, "fetch", FetchSettings).blob_dir)
@@ -77,7 +75,13 @@ class ApiContext:
                 client, prefix=settings.redis_prefix, rate_per_s=api.rate_per_s, burst=api.burst
             ),
             control=JobControl(ledger, inbox),
-            submitter=Submitter(ledger, producer, settings.topic_requests, blobs),
+            submitter=Submitter(
+                ledger,
+                producer,
+                settings.topic_requests,
+                blobs,
+                pipelines=sorted(builtin_catalog(settings).pipelines),
+            ),
             events=EventReader(client, settings.redis_prefix),
             kafka=kafka,
             producer=producer,

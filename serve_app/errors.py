@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
+from ingest_ray.admission import UnknownPipelineError
 from ingest_ray.auth import ForbiddenError, NotAuthenticatedError, RateLimitedError
 from ingest_ray.errors import (
     IllegalTransitionError,
@@ -86,6 +87,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (JobNotFoundError, 404, "not_found"),
     (IllegalTransitionError, 409, "conflict"),
     (StaleTransitionError, 409, "conflict"),
+    (UnknownPipelineError, 422, "validation_error"),
     (RateLimitedError, 429, "rate_limited"),
     (RetryableError, 503, "service_unavailable"),
 ]

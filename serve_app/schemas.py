@@ -202,6 +202,8 @@ class WorkerOut(_Out):
     lag: int
     in_flight: int
     last_error: str | None
+    #: what is wrong right now, e.g. "redis unreachable since 12 s" or "dispatcher restarting"
+    problems: list[str] = []
 
 
 class Readiness(_Out):

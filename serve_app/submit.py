@@ -1,7 +1,8 @@
 """Submission: the ledger job first (idempotent on tenant + doc_key), then the Kafka request.
 
-The job's metadata has exactly the shape Kafka admission gives it (``request_id``, ``source``,
-``request``), so ingress, the Dispatcher and the stages cannot tell an HTTP job from a Kafka one.
+The job is built by :func:`ingest_ray.admission.new_job`, as Kafka admission builds it, so
+ingress, the Dispatcher and the stages cannot tell an HTTP job from a Kafka one; a pipeline the
+runtime does not know is refused before anything is written (422).
 Ingress re-admits the published request as a duplicate and hands the queued job to the
 Dispatcher. A document whose job already exists and is still queued is published again: that
 heals a crash between the ledger write and the publish.
@@ -9,30 +10,15 @@ heals a crash between the ledger write and the publish.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from ingest_ray.admission import default_pipeline
+from ingest_ray.admission import check_pipeline, new_job
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka import Producer
-from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob
+from ingest_ray.ledger.base import CreateOutcome, Ledger
 from ingest_ray.states import JobStatus
 from ingest_ray.storage.blobs import BlobStore
-
-
-def new_job(request: IngestRequest) -> NewJob:
-    """The ledger job for ``request``, as :class:`ingest_ray.admission.Admitter` builds it."""
-    return NewJob(
-        tenant_id=request.tenant_id,
-        doc_key=request.doc_key,
-        pipeline=request.pipeline or default_pipeline(request),
-        priority=request.priority,
-        metadata={
-            "request_id": request.request_id,
-            "source": request.source.model_dump(mode="json"),
-            **({"request": request.metadata} if request.metadata else {}),
-        },
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +32,16 @@ class Submitted:
 class Submitter:
     """Create jobs and publish their requests (one producer per replica, flushed per call)."""
 
-    def __init__(self, ledger: Ledger, producer: Producer, topic: str, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        producer: Producer,
+        topic: str,
+        blobs: BlobStore,
+        *,
+        pipelines: Collection[str] | None = None,
+    ) -> None:
+        self._pipelines = pipelines
         self._ledger = ledger
         self._producer = producer
         self._topic = topic
@@ -55,7 +50,8 @@ class Submitter:
     def submit(self, requests: Sequence[IngestRequest]) -> list[Submitted]:
         """Create the jobs in one round trip, then publish and flush (raises
         ``KafkaDeliveryError`` if the broker did not take them; the jobs stay queued)."""
-        outcomes = self._ledger.create_many([new_job(r) for r in requests])
+        jobs = [new_job(r, check_pipeline(r, self._pipelines)) for r in requests]
+        outcomes = self._ledger.create_many(jobs)
         sent = 0
         for request, outcome in zip(requests, outcomes, strict=True):
             if outcome.created or outcome.status is JobStatus.QUEUED:

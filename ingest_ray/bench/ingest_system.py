@@ -127,7 +127,12 @@ def _results_on_topic(settings: Settings) -> int:
 
 def _actor_pids(runtime: Runtime) -> dict[str, int]:
     """Process ids of the Dispatcher, LedgerCache and ingress actors (for py-spy)."""
-    handles = {"dispatcher": runtime.dispatcher, "ledger_cache": runtime.ledger_cache}
+    opts = runtime.options
+    handles = {
+        "dispatcher": runtime.dispatcher,
+        "ledger_cache": ray.get_actor(opts.ledger_cache_name, namespace=opts.namespace),
+        "relay": ray.get_actor(opts.relay_name, namespace=opts.namespace),
+    }
     handles.update({f"ingress_{i}": a for i, a in enumerate(runtime.ingress)})
     refs = {n: h.__ray_call__.remote(lambda _self: os.getpid()) for n, h in handles.items()}
     return {n: int(ray.get(r, timeout=30)) for n, r in refs.items()}

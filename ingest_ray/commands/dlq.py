@@ -14,7 +14,6 @@ from ingest_ray.errors import IngestError
 from ingest_ray.events import DeadLetter, decode
 from ingest_ray.kafka.reader import read_topic
 from ingest_ray.ledger.redis import RedisLedger
-from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.states import JobStatus
 
 dlq_app = typer.Typer(help="The dead-letter topic.")
@@ -67,7 +66,7 @@ def dlq_replay(
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     control = JobControl(
         ledger,
-        ControlInbox(client, RuntimeOptions(name=cfg.runtime_name).inbox_key(cfg.redis_prefix)),
+        ControlInbox.for_settings(client, cfg),
     )
     try:
         for job_id in wanted:

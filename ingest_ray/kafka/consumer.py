@@ -67,6 +67,23 @@ class Consumer:
         if messages:
             self._consumer.store_offsets(offsets=_next_offsets(messages))
 
+    def seek_back(self, messages: Sequence[Message]) -> int:
+        """Rewind each partition to the first of ``messages`` so they are delivered again (the
+        batch could not be handled); answers how many partitions were rewound. A partition that
+        was revoked meanwhile is skipped: its new owner starts from the committed offset."""
+        lowest: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            key = (cast(str, msg.topic()), cast(int, msg.partition()))
+            lowest[key] = min(lowest.get(key, cast(int, msg.offset())), cast(int, msg.offset()))
+        rewound = 0
+        for (topic, partition), offset in lowest.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+                rewound += 1
+            except KafkaException:
+                continue
+        return rewound
+
     def commit(self) -> None:
         """Synchronously commit every stored offset."""
         try:
@@ -84,13 +101,23 @@ class Consumer:
         self._consumer.resume(self._consumer.assignment())
 
     def lag(self, timeout: float = 5.0) -> dict[tuple[str, int], int]:
-        """Messages behind the high watermark per assigned partition."""
+        """Messages behind the high watermark per assigned partition. Before the consumer has
+        a position on a partition, the group's committed offset counts (and a partition with
+        neither is left out rather than counted from offset 0)."""
         lag: dict[tuple[str, int], int] = {}
         assignment = self._consumer.assignment()
-        positions = self._consumer.position(assignment) if assignment else []
+        if not assignment:
+            return lag
+        positions = self._consumer.position(assignment)
+        unknown = [tp for tp in positions if tp.offset < 0]
+        committed = self._consumer.committed(unknown, timeout=timeout) if unknown else []
+        known = {(tp.topic, tp.partition): tp.offset for tp in positions}
+        known.update({(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0})
         for tp in positions:
+            pos = known[(tp.topic, tp.partition)]
+            if pos < 0:
+                continue
             _, high = self._consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
-            pos = tp.offset if tp.offset >= 0 else 0
             lag[(tp.topic, tp.partition)] = max(high - pos, 0)
         return lag
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as _Producer
 
 from ingest_ray.errors import KafkaDeliveryError
@@ -22,7 +23,10 @@ class Producer:
 
     ``send`` returns a future resolved by the delivery report; ``flush`` raises
     :class:`KafkaDeliveryError` naming every message the broker did not take since the last flush.
+    A full local queue waits at most ``queue_wait_s`` for room, then raises.
     """
+
+    queue_wait_s: float = 30.0
 
     def __init__(self, bootstrap_servers: str, **overrides: Any) -> None:
         config: dict[str, Any] = {
@@ -60,8 +64,9 @@ class Producer:
             reason = f"{topic} key={key!r}: {err.str()}"
             with self._lock:
                 self._failures.append(reason)
-            future.set_exception(KafkaDeliveryError(reason))
+            future.set_exception(KafkaDeliveryError(reason, permanent=_permanent(err)))
 
+        deadline = time.monotonic() + self.queue_wait_s
         while True:
             try:
                 self._producer.produce(
@@ -72,8 +77,17 @@ class Producer:
                     on_delivery=report,
                 )
                 break
-            except BufferError:  # local queue full: serve delivery reports, then try again
+            except BufferError as exc:  # local queue full: serve delivery reports, then retry
+                if time.monotonic() > deadline:
+                    raise KafkaDeliveryError(
+                        f"{topic}: local queue full for {self.queue_wait_s}s"
+                    ) from exc
                 self._producer.poll(0.1)
+            except KafkaException as exc:  # refused before sending, e.g. too large
+                err = exc.args[0]
+                raise KafkaDeliveryError(
+                    f"{topic} key={key!r}: {err.str()}", permanent=_permanent(err)
+                ) from exc
         self._producer.poll(0)
         return future
 
@@ -98,3 +112,14 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_PERMANENT = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+})  # fmt: skip
+
+
+def _permanent(err: KafkaError) -> bool:
+    """Whether sending the same message again cannot succeed."""
+    return err.code() in _PERMANENT or (err.fatal() and not err.retriable())

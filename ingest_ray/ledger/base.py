@@ -23,7 +23,8 @@ EventKind = Literal["created", "transition", "stage"]
 
 
 class JobError(BaseModel):
-    """Why a job or stage failed."""
+    """Why a job or stage failed. ``kind`` tells the stage's own error (``error``) from a try
+    the infrastructure lost (``lost``: the actor died, the lease ran out)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,6 +32,7 @@ class JobError(BaseModel):
     message: str
     stage: str | None = None
     retryable: bool = False
+    kind: Literal["error", "lost"] = "error"
 
 
 class JobEvent(BaseModel):
@@ -115,7 +117,7 @@ class CreateOutcome:
     status: JobStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OutboxMessage:
     """A Kafka message recorded in the ledger in the same atomic step as the change it follows,
     and published afterwards by the outbox relay. ``event_id`` is stable across redeliveries, so
@@ -128,7 +130,7 @@ class OutboxMessage:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OutboxEntry:
     """A message waiting in the outbox; ``entry_id`` acknowledges it once it was published."""
 
@@ -137,7 +139,7 @@ class OutboxEntry:
     deliveries: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TransitionRequest:
     """Move ``job_id`` from ``expected`` to ``target`` (equal for a stage update in processing).
 
@@ -187,7 +189,7 @@ class TransitionRequest:
         return self.reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TransitionOutcome:
     """A transition that was applied; ``seq`` is the id of the event it appended."""
 

@@ -66,12 +66,12 @@ def builtin_catalog(settings: Settings, *, factories: Mapping[str, str] | None =
         catalog.register_stage(name, factory, pools.get(name))
     specs = {
         "metadata": StageSpec("metadata", retry=_API_RETRY, timeout_s=120),
-        "meta_index": StageSpec("meta_index", retry=_CPU_RETRY, timeout_s=120),
+        "meta_index": StageSpec("meta_index", retry=_CPU_RETRY, timeout_s=120, compensate=True),
         "pdf_fetch": StageSpec("pdf_fetch", retry=_API_RETRY, timeout_s=300),
         "mineru": StageSpec("mineru", retry=_CPU_RETRY, timeout_s=settings.mineru_timeout_s),
         "chunk": StageSpec("chunk", retry=_CPU_RETRY, timeout_s=120),
         "embed": StageSpec("embed", retry=_CPU_RETRY, timeout_s=600),
-        "index": StageSpec("index", retry=_CPU_RETRY, timeout_s=300),
+        "index": StageSpec("index", retry=_CPU_RETRY, timeout_s=300, compensate=True),
     }
     catalog.register_pipeline(
         Pipeline("auto", tuple(specs[s] for s in AUTO), "text in hand", mapping_after="index")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest_ray.retry import DEFAULT_RETRY, RetryPolicy
+from ingest_ray.retry import DEFAULT_RETRY, LOSS_RETRY, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,9 @@ class StageSpec:
     ``stage`` names the implementation in the stage registry; ``pool`` names the actor pool that
     runs it (stages sharing a pool share actors and a concurrency budget). ``timeout_s`` bounds
     one call; the Dispatcher's lease on the call is ``timeout_s`` plus ``lease_grace_s``.
+    ``retry`` budgets the stage's own errors; ``loss_retry`` budgets tries lost to the
+    infrastructure (actor death, expired lease), which are not the stage's fault. ``compensate``
+    says the stage leaves side effects that a cancelled job must take back (the index).
     """
 
     stage: str
@@ -30,6 +33,8 @@ class StageSpec:
     retry: RetryPolicy = DEFAULT_RETRY
     timeout_s: float = 300.0
     lease_grace_s: float = 30.0
+    loss_retry: RetryPolicy = LOSS_RETRY
+    compensate: bool = False
 
     @property
     def pool_name(self) -> str:

@@ -1,12 +1,13 @@
-"""The Dispatcher's logic, free of Ray, Redis and real time (the clock is injected).
+"""The Dispatcher's queueing logic, free of Ray, Redis and real time (the clock is injected).
 
-It holds every job the runtime is working on: in per-stage ready queues (priority + aging), in
-a timer heap (delayed retries; a waiting retry holds no worker), or in flight (a leased dispatch
-to a pool). It decides what to dispatch within each pool's budget, and what each stage result
-means (advance, finish, retry later, fail). It proposes; the caller writes the ledger and then
-calls :meth:`DispatcherCore.apply` with whether the ledger accepted, so the ledger's
-compare-and-set stays the single source of truth (a cancelled job's write is refused and the
-job is dropped).
+Every job the runtime works on is in exactly one place: a per-stage ready queue (priority +
+aging), the timer heap (a delayed retry; it holds no worker), in flight (a leased dispatch to a
+pool), or settling (its outcome is being written to the ledger). :meth:`DispatcherCore.nowhere`
+names held jobs that are in none of them, so the caller's reconciliation can repair them.
+
+It proposes; the caller writes the ledger and then calls :meth:`DispatcherCore.apply` with
+whether the ledger accepted, so the ledger's compare-and-set stays the single source of truth
+(a cancelled job's write is refused and the job is dropped).
 """
 
 from __future__ import annotations
@@ -14,62 +15,24 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.pipelines.spec import StageSpec
+from ingest_ray.runtime.outcomes import (
+    ACTOR_LOST,
+    LEASE_LOST,
+    Advance,
+    Fail,
+    Finish,
+    Outcome,
+    Retry,
+)
 from ingest_ray.runtime.ready import ReadyQueue
 from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult, WorkItem
 from ingest_ray.stages.base import StageOutput
 
-LEASE_LOST = StageFailure("LeaseExpired", "stage call lost or timed out (lease expired)", True)
-
-
-@dataclass(frozen=True, slots=True)
-class Advance:
-    """Stage done; the job moves on to ``next_stage``."""
-
-    item: WorkItem
-    stage: str
-    output: dict[str, Any]
-    next_stage: str
-    duration_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """Stage done and nothing follows (last stage, or the stage asked to finish)."""
-
-    item: WorkItem
-    stage: str
-    output: dict[str, Any]
-    outcome: str | None
-    duration_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Try ``attempt`` of ``stage`` failed; try ``attempt + 1`` after ``delay_s``."""
-
-    item: WorkItem
-    stage: str
-    failure: StageFailure
-    attempt: int
-    delay_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    """The job failed for good at ``stage`` after ``attempt`` tries."""
-
-    item: WorkItem
-    stage: str
-    failure: StageFailure
-    attempt: int
-
-
-Outcome = Advance | Finish | Retry | Fail
+__all__ = ["Advance", "CoreStats", "DispatcherCore", "Fail", "Finish", "Outcome", "Retry"]
 
 
 @dataclass
@@ -81,6 +44,7 @@ class CoreStats:
     ready_by_priority: list[int] = field(default_factory=lambda: [0] * 10)
     timers: int = 0
     in_flight: dict[str, int] = field(default_factory=dict)
+    settling: int = 0
     paused: bool = False
 
 
@@ -102,52 +66,103 @@ class DispatcherCore:
         self.clock = clock
         self.high_watermark = high_watermark
         self.low_watermark = low_watermark
-        self._ready: dict[str, ReadyQueue] = {}
         self._aging_s = aging_s
+        self._ready: dict[str, ReadyQueue] = {}
         self._timers: list[tuple[float, int, WorkItem]] = []
+        self._timed: set[str] = set()
         self._in_flight: dict[int, Dispatch] = {}
+        self._dispatch_of: dict[str, int] = {}
+        self._settling: set[str] = set()
         self._busy: dict[str, int] = {}
         self._held: dict[str, WorkItem] = {}
         self._seq = itertools.count(1)
+        self._pool_of = {s.stage: s.pool_name for p in catalog.pipelines.values() for s in p.stages}
         self.paused = False
 
     # --- intake ---------------------------------------------------------------------------
 
     def admit(self, items: Iterable[WorkItem]) -> int:
-        """Take new or recovered jobs at their current stage; jobs already held are ignored."""
-        now = self.clock()
-        taken = 0
-        for item in items:
-            if item.job_id in self._held:
+        """Take new or recovered jobs, ready now at their current stage; held ones are ignored."""
+        return self.admit_at((item, None) for item in items)
+
+    def admit_at(self, items: Iterable[tuple[WorkItem, float | None]]) -> int:
+        """Take jobs that become ready at a clock time (a retry the ledger scheduled), or now."""
+        now, taken = self.clock(), 0
+        for item, when in items:
+            if item.job_id in self._held or item.pipeline not in self.catalog.pipelines:
                 continue
-            item.ready_at = now
             self._held[item.job_id] = item
-            self._queue(item).push(item)
+            if when is not None and when > now:
+                self._push_timer(when, item)
+            else:
+                item.ready_at = now
+                self._queue(item).push(item)
             taken += 1
         self._update_backpressure()
         return taken
 
     def holds(self, job_id: str) -> bool:
-        """Whether the job is ready, waiting on a timer or in flight here."""
+        """Whether the job is ready, on a timer, in flight or settling here."""
         return job_id in self._held
 
+    def item(self, job_id: str) -> WorkItem | None:
+        """The held item of ``job_id``."""
+        return self._held.get(job_id)
+
+    def settling(self, job_id: str) -> bool:
+        """Whether the job's outcome is being written."""
+        return job_id in self._settling
+
+    def adopt_lost(self, item: WorkItem) -> Outcome:
+        """Hold a job whose try was lost before anyone here held it (its lease expired with
+        nobody holding it): the outcome of that loss, to be written like any other."""
+        self._held[item.job_id] = item
+        self._update_backpressure()
+        return self._settle_all([self._failed(item, self._spec(item).stage, LEASE_LOST)])[0]
+
+    def held_ids(self) -> list[str]:
+        """Every job held (for reconciliation with the ledger)."""
+        return list(self._held)
+
+    def dispatch_of(self, job_id: str) -> Dispatch | None:
+        """The in-flight dispatch that carries ``job_id``, if any."""
+        dispatch_id = self._dispatch_of.get(job_id)
+        return None if dispatch_id is None else self._in_flight.get(dispatch_id)
+
     def cancel(self, job_id: str) -> bool:
-        """Drop a job that is waiting (ready or on a timer). In-flight jobs are dropped when
-        their result's ledger write is refused. True when the job was taken out."""
+        """Drop a job that is waiting (ready or on a timer). In-flight and settling jobs are
+        dropped when their ledger write is refused. True when the job was taken out."""
         item = self._held.get(job_id)
-        if item is None or self._is_in_flight(job_id):
+        if item is None or job_id in self._dispatch_of or job_id in self._settling:
             return False
-        removed = self._queue(item).remove(job_id) is not None
-        if not removed:
+        if self._queue(item).remove(job_id) is None:
             self._timers = [t for t in self._timers if t[2].job_id != job_id]
             heapq.heapify(self._timers)
+            self._timed.discard(job_id)
         self.forget(job_id)
         return True
 
     def forget(self, job_id: str) -> None:
         """Stop tracking a job (finished, failed, cancelled or refused by the ledger)."""
         self._held.pop(job_id, None)
+        self._settling.discard(job_id)
         self._update_backpressure()
+
+    def nowhere(self) -> list[str]:
+        """Held jobs in no queue, timer, call or write: what reconciliation must repair."""
+        return [
+            job_id
+            for job_id, item in self._held.items()
+            if job_id not in self._dispatch_of
+            and job_id not in self._settling
+            and job_id not in self._timed
+            and job_id not in self._queue(item)
+        ]
+
+    def drop_nowhere(self, job_id: str) -> None:
+        """Forget a job :meth:`nowhere` reported (the caller re-reads it from the ledger)."""
+        if job_id in self.nowhere():
+            self.forget(job_id)
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -163,10 +178,18 @@ class DispatcherCore:
                 out.append(self._take(pool.name, stage, pool.batch_size, now))
         return out
 
+    def backlog(self) -> dict[str, int]:
+        """Jobs ready per pool (for pool sizing)."""
+        out: dict[str, int] = {}
+        for stage, queue in self._ready.items():
+            pool = self._pool_of.get(stage, stage)
+            out[pool] = out.get(pool, 0) + len(queue)
+        return out
+
     def _best_stage(self, pool: str, now: float) -> str | None:
         best: tuple[float, str] | None = None
         for stage, queue in self._ready.items():
-            if self._pool_of_stage(stage) != pool:
+            if self._pool_of.get(stage, stage) != pool:
                 continue
             score = queue.best_score(now)
             if score is not None and (best is None or score > best[0]):
@@ -184,11 +207,13 @@ class DispatcherCore:
         spec = self._spec(items[0])
         dispatch = Dispatch(next(self._seq), pool, stage, tuple(items), now, now + spec.lease_s)
         self._in_flight[dispatch.dispatch_id] = dispatch
+        for item in items:
+            self._dispatch_of[item.job_id] = dispatch.dispatch_id
         self._busy[pool] = self._busy.get(pool, 0) + 1
         return dispatch
 
     def release(self, dispatch_id: int, keep: Sequence[WorkItem] = ()) -> None:
-        """Undo a dispatch before it was sent (e.g. the start write was refused for some
+        """Undo a dispatch that was not sent (its start write failed or was refused for some
         items): ``keep`` go back to the front of their queue, the rest are forgotten."""
         dispatch = self._close(dispatch_id)
         if dispatch is None:
@@ -211,26 +236,32 @@ class DispatcherCore:
             failure = StageFailure("StageContractError", "result count != batch size", True)
             results = [failure] * len(dispatch.items)
         duration = self.clock() - dispatch.started_at
-        return [
+        return self._settle_all(
             self._interpret(item, dispatch.stage, result, duration)
             for item, result in zip(dispatch.items, results, strict=True)
-        ]
+        )
 
-    def lost(self, dispatch_id: int) -> None:
-        """The call died (actor crash): its lease expires now; :meth:`expire_leases` retries."""
-        dispatch = self._in_flight.get(dispatch_id)
-        if dispatch is not None:
-            self._in_flight[dispatch_id] = replace(dispatch, lease_deadline=self.clock())
+    def lost(self, dispatch_id: int) -> list[Outcome]:
+        """The call died with its actor: its items spend their loss budget now."""
+        dispatch = self._close(dispatch_id)
+        if dispatch is None:
+            return []
+        return self._settle_all(self._failed(i, dispatch.stage, ACTOR_LOST) for i in dispatch.items)
 
     def expire_leases(self) -> list[Outcome]:
         """Retry (or fail) the items of every dispatch whose lease ran out."""
         now = self.clock()
         outcomes: list[Outcome] = []
         for dispatch_id in [d for d, x in self._in_flight.items() if x.lease_deadline <= now]:
-            dispatch = self._close(dispatch_id)
-            assert dispatch is not None
-            outcomes += [self._failed(i, dispatch.stage, LEASE_LOST) for i in dispatch.items]
+            outcomes += self.lost_lease(dispatch_id)
         return outcomes
+
+    def lost_lease(self, dispatch_id: int) -> list[Outcome]:
+        """The call did not answer within its lease."""
+        dispatch = self._close(dispatch_id)
+        if dispatch is None:
+            return []
+        return self._settle_all(self._failed(i, dispatch.stage, LEASE_LOST) for i in dispatch.items)
 
     def fire_timers(self) -> int:
         """Move retries whose delay is over back to their ready queue."""
@@ -238,29 +269,44 @@ class DispatcherCore:
         fired = 0
         while self._timers and self._timers[0][0] <= now:
             _, _, item = heapq.heappop(self._timers)
+            self._timed.discard(item.job_id)
             if item.job_id in self._held:
                 item.ready_at = now
                 self._queue(item).push(item)
                 fired += 1
         return fired
 
+    def next_timer_in(self) -> float | None:
+        """Seconds until the next retry is due (``None`` without timers)."""
+        return max(0.0, self._timers[0][0] - self.clock()) if self._timers else None
+
     def apply(self, outcome: Outcome, *, accepted: bool) -> None:
         """Act on an outcome once the ledger said yes (``accepted``) or no."""
         item = outcome.item
+        self._settling.discard(item.job_id)
         if not accepted or isinstance(outcome, Finish | Fail):
             self.forget(item.job_id)
             return
         if isinstance(outcome, Advance):
             item.outputs = {**item.outputs, outcome.stage: outcome.output}
             item.stage_index += 1
-            item.attempt = 1
+            item.attempt, item.errors, item.losses = 1, 0, 0
             item.ready_at = self.clock()
             self._queue(item).push(item)
         else:
-            item.attempt = outcome.attempt + 1
-            heapq.heappush(self._timers, (self.clock() + outcome.delay_s, next(self._seq), item))
+            item.attempt, item.errors, item.losses = (
+                outcome.attempt + 1,
+                outcome.errors,
+                outcome.losses,
+            )
+            self._push_timer(self.clock() + outcome.delay_s, item)
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _settle_all(self, outcomes: Iterable[Outcome]) -> list[Outcome]:
+        out = list(outcomes)
+        self._settling.update(o.item.job_id for o in out)
+        return out
 
     def _interpret(
         self, item: WorkItem, stage: str, result: StageResult, duration: float
@@ -274,16 +320,31 @@ class DispatcherCore:
         return Advance(item, stage, result.data, following.stage, duration)
 
     def _failed(self, item: WorkItem, stage: str, failure: StageFailure) -> Outcome:
-        policy = self._spec(item).retry
+        spec = self._spec(item)
         error = failure.as_error()
-        if policy.should_retry(error, item.attempt):
-            return Retry(item, stage, failure, item.attempt, policy.delay_s(item.attempt, error))
-        return Fail(item, stage, failure, item.attempt)
+        errors, losses = item.errors, item.losses
+        if failure.lost:
+            losses += 1
+            policy, spent = spec.loss_retry, losses
+        else:
+            errors += 1
+            policy, spent = spec.retry, errors
+        if policy.should_retry(error, spent):
+            delay = policy.delay_s(spent, error)
+            return Retry(item, stage, failure, item.attempt, delay, errors, losses)
+        return Fail(item, stage, failure, item.attempt, errors, losses)
+
+    def _push_timer(self, when: float, item: WorkItem) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), item))
+        self._timed.add(item.job_id)
 
     def _close(self, dispatch_id: int) -> Dispatch | None:
         dispatch = self._in_flight.pop(dispatch_id, None)
         if dispatch is not None:
             self._busy[dispatch.pool] -= 1
+            for item in dispatch.items:
+                if self._dispatch_of.get(item.job_id) == dispatch_id:
+                    del self._dispatch_of[item.job_id]
         return dispatch
 
     def _spec(self, item: WorkItem) -> StageSpec:
@@ -296,22 +357,16 @@ class DispatcherCore:
             queue = self._ready[stage] = ReadyQueue(self._aging_s)
         return queue
 
-    def _pool_of_stage(self, stage: str) -> str:
-        for pipeline in self.catalog.pipelines.values():
-            for spec in pipeline.stages:
-                if spec.stage == stage:
-                    return spec.pool_name
-        return stage
-
-    def _is_in_flight(self, job_id: str) -> bool:
-        return any(job_id == i.job_id for d in self._in_flight.values() for i in d.items)
-
     def _update_backpressure(self) -> None:
         held = len(self._held)
         if not self.paused and held >= self.high_watermark:
             self.paused = True
         elif self.paused and held <= self.low_watermark:
             self.paused = False
+
+    def in_flight(self) -> list[Dispatch]:
+        """Dispatches currently out."""
+        return list(self._in_flight.values())
 
     def stats(self) -> CoreStats:
         """A snapshot for metrics and health."""
@@ -323,7 +378,8 @@ class DispatcherCore:
             held=len(self._held),
             ready={s: len(q) for s, q in self._ready.items()},
             ready_by_priority=by_priority,
-            timers=len(self._timers),
+            timers=len(self._timed),
             in_flight=dict(self._busy),
+            settling=len(self._settling),
             paused=self.paused,
         )

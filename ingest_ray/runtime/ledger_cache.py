@@ -1,8 +1,10 @@
-"""Ledger cache: coalesces the transitions of many jobs into one pipelined Redis round trip.
+"""Ledger cache: coalesces the transitions of many jobs into one pipelined round trip.
 
-Callers await their own results; a flush happens when ``max_batch`` requests are waiting or
-``max_wait_s`` after the first one arrived, and each caller is answered only after Redis
-answered (nothing is acknowledged that is not durable in the ledger).
+Callers await their own results. A flush starts when ``max_batch`` requests are waiting or
+``max_wait_s`` after the first one arrived; up to ``max_flushes`` flushes are in flight at once,
+and each caller's requests go into one flush, in order (so a caller's writes for one job apply
+in the order given). A caller is answered only after the ledger answered: nothing is
+acknowledged that is not durable.
 """
 
 from __future__ import annotations
@@ -10,70 +12,101 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 
 from ingest_ray.config import Settings
-from ingest_ray.errors import LedgerError
-from ingest_ray.ledger.base import Ledger, TransitionOutcome, TransitionRequest
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.errors import ServiceUnavailableError
+from ingest_ray.ledger.base import Ledger, TransitionRequest
+from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.runtime.actors import CONTROL, NamedActor
+from ingest_ray.runtime.options import RuntimeOptions
+from ingest_ray.runtime.parts import TransitionResult
 
-TransitionResult = TransitionOutcome | LedgerError
+_Waiter = tuple[list[TransitionRequest], asyncio.Future[list[TransitionResult]]]
 
 
 class BatchingWriter:
-    """The pure-asyncio core: a queue of pending transitions and one flusher at a time."""
+    """The pure-asyncio core: a queue of waiting callers and at most ``max_flushes`` flushes."""
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 1000, max_wait_s: float = 0.002) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_batch: int = 1000,
+        max_wait_s: float = 0.002,
+        max_flushes: int = 2,
+    ) -> None:
         self._ledger = ledger
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self._pending: list[tuple[TransitionRequest, asyncio.Future[TransitionResult]]] = []
+        self.max_flushes = max_flushes
+        self._waiting: list[_Waiter] = []
+        self._queued = 0
         self._wake = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
         self.flushes = 0
 
     async def transition_many(
         self, requests: Sequence[TransitionRequest]
     ) -> list[TransitionResult]:
-        """Queue ``requests`` and wait until Redis applied (or refused) each of them."""
+        """Queue ``requests`` and wait until the ledger applied (or refused) each of them."""
         if not requests:
             return []
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in requests]
-        self._pending += list(zip(requests, futures, strict=True))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop())
-        if len(self._pending) >= self.max_batch:
+        future: asyncio.Future[list[TransitionResult]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((list(requests), future))
+        self._queued += len(requests)
+        if len(self._flushers) < self.max_flushes:
+            task = asyncio.create_task(self._flush_loop())
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        if self._queued >= self.max_batch:
             self._wake.set()
-        return list(await asyncio.gather(*futures))
+        return await future
 
     async def _flush_loop(self) -> None:
-        while self._pending:
+        while self._waiting:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.max_wait_s)
             self._wake.clear()
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                results = await asyncio.to_thread(
-                    self._ledger.transition_many, [req for req, _ in batch]
-                )
-            except Exception as exc:  # Redis away: every caller of this batch learns it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.flushes += 1
-            for (_, future), result in zip(batch, results, strict=True):
+            batch = self._take()
+            if batch:
+                await self._flush(batch)
+
+    def _take(self) -> list[_Waiter]:
+        batch: list[_Waiter] = []
+        size = 0
+        while self._waiting and (not batch or size + len(self._waiting[0][0]) <= self.max_batch):
+            waiter = self._waiting.pop(0)
+            batch.append(waiter)
+            size += len(waiter[0])
+        self._queued -= size
+        return batch
+
+    async def _flush(self, batch: list[_Waiter]) -> None:
+        requests = [r for reqs, _ in batch for r in reqs]
+        try:
+            results = await asyncio.to_thread(self._ledger.transition_many, requests)
+        except Exception as exc:  # the ledger is away: every caller of this batch learns it
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(exc)
+            return
+        self.flushes += 1
+        start = 0
+        for reqs, future in batch:
+            if not future.done():
+                future.set_result(results[start : start + len(reqs)])
+            start += len(reqs)
 
 
 class LedgerCache:
     """The named Ray actor every runtime component writes transitions through."""
 
     def __init__(self, settings: Settings) -> None:
-        self._writer = BatchingWriter(RedisLedger.from_settings(settings))
+        self._writer = BatchingWriter(open_ledger(settings))
 
     async def transition_many(
         self, requests: Sequence[TransitionRequest]
@@ -87,3 +120,28 @@ class LedgerCache:
 
 
 RemoteLedgerCache = ray.remote(LedgerCache)
+
+
+def ledger_cache(settings: Settings, options: RuntimeOptions) -> Any:
+    """The runtime's LedgerCache, created when it does not exist."""
+    return RemoteLedgerCache.options(
+        name=options.ledger_cache_name, namespace=options.namespace, max_concurrency=1000,
+        **CONTROL,
+    ).remote(settings)  # fmt: skip
+
+
+class CacheWriter:
+    """The Dispatcher's transition writer: the LedgerCache, found again after it died."""
+
+    def __init__(self, settings: Settings, options: RuntimeOptions) -> None:
+        self._actor = NamedActor(lambda: ledger_cache(settings, options))
+
+    async def transition_many(
+        self, requests: Sequence[TransitionRequest]
+    ) -> list[TransitionResult]:
+        """Write through the LedgerCache; raises ServiceUnavailableError when it is gone."""
+        try:
+            return list(await self._actor.get().transition_many.remote(list(requests)))
+        except RayActorError as exc:
+            self._actor.reset()
+            raise ServiceUnavailableError(f"ledger cache unavailable: {exc}") from exc

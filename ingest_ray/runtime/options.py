@@ -1,11 +1,11 @@
-"""Knobs of one runtime: actor names, queue tuning, ingress batching. Picklable."""
+"""Knobs of one runtime: actor names, queue tuning, ingress batching, supervision. Picklable."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RuntimeOptions:
     """How the runtime's actors are named and tuned."""
 
@@ -17,9 +17,14 @@ class RuntimeOptions:
     low_watermark: int = 10000
     ingress_batch: int = 500
     ingress_poll_s: float = 0.2
-    sweep_s: float = 5.0
+    #: how often the Dispatcher compares itself with the ledger and repairs differences
+    reconcile_s: float = 5.0
     inbox_poll_s: float = 0.1
     pool_idle_s: float = 60.0
+    relay_batch: int = 500
+    relay_idle_s: float = 0.02
+    #: how often a worker checks that the control plane and its ingress actors are alive
+    supervise_s: float = 1.0
 
     @property
     def dispatcher_name(self) -> str:
@@ -31,6 +36,11 @@ class RuntimeOptions:
         """The named LedgerCache actor."""
         return f"{self.name}/ledger-cache"
 
-    def inbox_key(self, redis_prefix: str) -> str:
-        """Redis list where control commands (cancel, requeue) reach the Dispatcher."""
-        return f"{redis_prefix}dispatch:{self.name}:inbox"
+    @property
+    def relay_name(self) -> str:
+        """The named outbox relay actor."""
+        return f"{self.name}/outbox-relay"
+
+    def ingress_name(self, worker: str, index: int) -> str:
+        """The named Kafka ingress actor ``index`` of one worker."""
+        return f"{self.name}/ingress/{worker}/{index}"

@@ -1,25 +1,31 @@
-"""Stage pools: one pool of Ray actors per stage kind, with declared resources and size bounds.
+"""Stage pools on Ray: one pool of actors per stage kind, sized to its backlog.
 
-A :class:`StagePool` lives in the Dispatcher's process. It starts ``min_size`` actors, sends each
-call to the least-busy one, grows towards ``max_size`` while every actor is busy, shrinks back
-after ``idle_s`` without work, and replaces actors that died. Actor names are readable in the Ray
-dashboard: ``ingest-ray/<pool>/<n>``.
+:class:`RayLauncher` is the Dispatcher's :class:`~ingest_ray.runtime.parts.Launcher`. Each
+:class:`StagePool` lives in the Dispatcher's process, sends each call to its least-busy actor,
+replaces actors that died, and follows the target size its sizer gives (backlog, bounds and what
+the cluster can place). Actors are owned by the Dispatcher, so they end with it; a restarted
+Dispatcher starts fresh ones. Their names read well in the Ray dashboard:
+``<runtime>/<pool>/<incarnation>-<n>``.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError, TaskCancelledError
 
 from ingest_ray.config import Settings
-from ingest_ray.pipelines.catalog import PoolSpec
+from ingest_ray.pipelines.catalog import Catalog, PoolSpec
+from ingest_ray.runtime.parts import CallLost, PoolStats
+from ingest_ray.runtime.sizing_default import target_size
 from ingest_ray.runtime.stage_host import StageHost
-from ingest_ray.runtime.work import StageResult
+from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult
 from ingest_ray.stages.base import StageInput
 
 
@@ -34,6 +40,14 @@ class StageActor:
     ) -> list[StageResult]:
         """Run one batch of one stage."""
         return await self._host.run(stage, items, timeout_s)
+
+    async def cancel(self, job_ids: Sequence[str]) -> None:
+        """Tell the stages working on these jobs to stop."""
+        self._host.cancel(job_ids)
+
+    async def compensate(self, stage: str, items: Sequence[StageInput]) -> None:
+        """Take back ``stage``'s side effects for cancelled jobs."""
+        await self._host.compensate(stage, items)
 
     async def ping(self) -> int:
         """Liveness probe; answers the number of calls served."""
@@ -64,18 +78,20 @@ class StagePool:
         factories: Mapping[str, str],
         settings: Settings,
         *,
-        namespace_tag: str = "ingest-ray",
-        namespace: str | None = None,
+        runtime: str,
+        namespace: str | None,
         idle_s: float = 60.0,
     ) -> None:
         self.spec = spec
         self._factories = dict(factories)
         self._settings = settings
-        self._tag = namespace_tag
+        self._prefix = f"{runtime}/{spec.name}/{secrets.token_hex(2)}"
         self._namespace = namespace
         self._idle_s = idle_s
         self._members: list[_Member] = []
         self._serial = itertools.count()
+        self.target = spec.min_size
+        self.backlog = 0
         for _ in range(spec.min_size):
             self._spawn()
 
@@ -96,26 +112,44 @@ class StagePool:
         for member in self._members:
             if member.name == actor_name:
                 member.busy = max(0, member.busy - 1)
+                member.last_used = time.monotonic()
 
     def dead(self, actor_name: str) -> None:
-        """``actor_name`` died: forget it; the next call spawns a replacement if needed."""
+        """``actor_name`` died: forget it; replacements follow the target size."""
         self._members = [m for m in self._members if m.name != actor_name]
         while len(self._members) < self.spec.min_size:
             self._spawn()
 
-    def shrink_idle(self) -> None:
-        """Stop actors beyond ``min_size`` that have been idle for ``idle_s``."""
+    def cancel(self, actor_name: str, job_ids: Sequence[str]) -> None:
+        """Forward a cancellation to the actor running those jobs."""
+        for member in self._members:
+            if member.name == actor_name:
+                member.handle.cancel.remote(list(job_ids))
+
+    def compensate_ref(self, stage: str, items: Sequence[StageInput]) -> Any:
+        """Start a compensation on the least busy actor."""
+        return self._choose().handle.compensate.remote(stage, list(items))
+
+    def resize(self, backlog: int, calls: int, placeable: int) -> None:
+        """Grow to the target size now; release actors idle for ``idle_s`` above it."""
+        self.backlog = backlog
+        self.target = target_size(self.spec, backlog, calls, self.size, placeable)
+        while self.size < self.target:
+            self._spawn()
         now = time.monotonic()
         for member in list(self._members):
-            if len(self._members) <= self.spec.min_size:
-                return
+            if self.size <= max(self.target, self.spec.min_size):
+                break
             if member.busy == 0 and now - member.last_used > self._idle_s:
                 self._members.remove(member)
                 ray.kill(member.handle)
 
-    def actor_names(self) -> list[str]:
-        """Names of the live actors (for health output)."""
-        return [m.name for m in self._members]
+    def stats(self) -> PoolStats:
+        """Size, target, busy slots and backlog."""
+        busy = sum(m.busy for m in self._members)
+        slots = self.size * self.spec.actor_concurrency
+        names = tuple(m.name for m in self._members)
+        return PoolStats(self.size, self.target, busy, slots, self.backlog, names)
 
     def kill_all(self) -> None:
         """Stop every actor of the pool."""
@@ -132,7 +166,7 @@ class StagePool:
         return least
 
     def _spawn(self) -> _Member:
-        name = f"{self._tag}/{self.spec.name}/{next(self._serial)}"
+        name = f"{self._prefix}-{next(self._serial)}"
         res = self.spec.resources
         handle = RemoteStageActor.options(
             name=name,
@@ -146,3 +180,84 @@ class StagePool:
         member = _Member(handle=handle, name=name, last_used=time.monotonic())
         self._members.append(member)
         return member
+
+
+class RayLauncher:
+    """The Dispatcher's pools on Ray (implements ``parts.Launcher``)."""
+
+    def __init__(
+        self, catalog: Catalog, settings: Settings, *, runtime: str, namespace: str, idle_s: float
+    ) -> None:
+        used = {s.pool_name for p in catalog.pipelines.values() for s in p.stages}
+        self.pools = {
+            name: StagePool(
+                spec,
+                _factories(catalog, name),
+                settings,
+                runtime=runtime,
+                namespace=namespace,
+                idle_s=idle_s,
+            )
+            for name, spec in catalog.pools.items()
+            if name in used
+        }
+        self._actor_of: dict[int, str] = {}
+
+    async def _call(self, dispatch: Dispatch, ref: Any, actor: str) -> list[StageResult]:
+        pool = self.pools[dispatch.pool]
+        try:
+            return list(await ref)
+        except TaskCancelledError:
+            failure = StageFailure("JobCancelledError", "the call was cancelled", retryable=False)
+            return [failure] * len(dispatch.items)
+        except RayActorError as exc:
+            pool.dead(actor)
+            raise CallLost(f"{actor}: {type(exc).__name__}") from exc
+        finally:
+            pool.done(actor)
+            self._actor_of.pop(dispatch.dispatch_id, None)
+
+    def launch(self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float) -> Any:
+        """Start the call on the pool's least busy actor."""
+        ref, actor = self.pools[dispatch.pool].submit(dispatch.stage, inputs, timeout_s)
+        self._actor_of[dispatch.dispatch_id] = actor
+        return self._call(dispatch, ref, actor)
+
+    def cancel(self, dispatch: Dispatch, job_ids: Sequence[str]) -> None:
+        """Forward the cancellation to the actor running ``dispatch``."""
+        actor = self._actor_of.get(dispatch.dispatch_id)
+        if actor is not None:
+            self.pools[dispatch.pool].cancel(actor, job_ids)
+
+    async def compensate(self, pool: str, stage: str, inputs: list[StageInput]) -> None:
+        """Run the stage's compensation and wait for it."""
+        await self.pools[pool].compensate_ref(stage, inputs)
+
+    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> None:
+        """Resize every pool to its backlog, within what the cluster can place."""
+        available: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
+        for name, pool in self.pools.items():
+            placeable = _placeable(pool.spec, available)
+            pool.resize(backlog.get(name, 0), in_flight.get(name, 0), placeable)
+
+    def stats(self) -> dict[str, PoolStats]:
+        """Per pool figures."""
+        return {name: pool.stats() for name, pool in self.pools.items()}
+
+    def close(self) -> None:
+        """Stop every pool's actors."""
+        for pool in self.pools.values():
+            pool.kill_all()
+
+
+def _placeable(spec: PoolSpec, available: Mapping[str, float]) -> int:
+    """How many more actors of this shape the cluster has room for right now."""
+    res = spec.resources
+    shape = {"CPU": res.num_cpus, "GPU": res.num_gpus, **res.custom}
+    counts = [int(available.get(k, 0.0) // v) for k, v in shape.items() if v > 0]
+    return min(counts) if counts else 1_000_000
+
+
+def _factories(catalog: Catalog, pool: str) -> dict[str, str]:
+    stages = {s.stage for p in catalog.pipelines.values() for s in p.stages if s.pool_name == pool}
+    return {name: catalog.stages[name] for name in stages}

@@ -23,17 +23,17 @@ class ReadyQueue:
             raise ValueError("aging_s must be positive")
         self.aging_s = aging_s
         self._buckets: list[deque[WorkItem]] = [deque() for _ in range(PRIORITIES)]
-        self._size = 0
+        self._ids: set[str] = set()
 
     def push(self, item: WorkItem) -> None:
         """Add an item that became ready at ``item.ready_at``."""
         self._buckets[max(0, min(PRIORITIES - 1, item.priority))].append(item)
-        self._size += 1
+        self._ids.add(item.job_id)
 
     def push_front(self, item: WorkItem) -> None:
         """Return an item that was popped but could not be dispatched."""
         self._buckets[max(0, min(PRIORITIES - 1, item.priority))].appendleft(item)
-        self._size += 1
+        self._ids.add(item.job_id)
 
     def best_score(self, now: float) -> float | None:
         """The score of the item :meth:`pop` would return, ``None`` when empty."""
@@ -57,25 +57,31 @@ class ReadyQueue:
                     chosen, best = priority, score
         if chosen < 0:
             return None
-        self._size -= 1
-        return self._buckets[chosen].popleft()
+        item = self._buckets[chosen].popleft()
+        self._ids.discard(item.job_id)
+        return item
 
     def remove(self, job_id: str) -> WorkItem | None:
         """Take a job out (cancellation); linear, which is fine for a rare operation."""
+        if job_id not in self._ids:
+            return None
         for bucket in self._buckets:
             for item in bucket:
                 if item.job_id == job_id:
                     bucket.remove(item)
-                    self._size -= 1
+                    self._ids.discard(job_id)
                     return item
         return None
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._ids
 
     def depth_by_priority(self) -> list[int]:
         """Items waiting per priority 0..9."""
         return [len(b) for b in self._buckets]
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._ids)
 
     def __iter__(self) -> Iterator[WorkItem]:
         for bucket in self._buckets:

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ingest_ray.config import Settings
 from ingest_ray.errors import ConfigurationError, IngestError
 from ingest_ray.pipelines.catalog import load_factory
 from ingest_ray.runtime.work import StageFailure, StageResult
-from ingest_ray.stages.base import Stage, StageInput, StageOutput
+from ingest_ray.stages.base import CancelToken, Stage, StageInput, StageOutput
+
+#: Cancellations remembered for jobs whose call has not started here yet.
+_EARLY_CANCELS = 10_000
 
 
 class StageHost:
@@ -23,6 +28,8 @@ class StageHost:
         self._factories = dict(factories)
         self._settings = settings
         self._stages: dict[str, Stage] = {}
+        self._tokens: dict[str, CancelToken] = {}
+        self._early: OrderedDict[str, None] = OrderedDict()
         self.calls = 0
 
     def stage(self, name: str) -> Stage:
@@ -38,8 +45,44 @@ class StageHost:
     async def run(
         self, name: str, items: Sequence[StageInput], timeout_s: float
     ) -> list[StageResult]:
-        """Run one batch; never raises: failures come back as :class:`StageFailure` values."""
+        """Run one batch; never raises: failures come back as :class:`StageFailure` values.
+        Each item carries a :class:`CancelToken` that :meth:`cancel` sets."""
         self.calls += 1
+        items = [replace(item, cancel=self._token(item.job_id)) for item in items]
+        try:
+            return await self._run(name, items, timeout_s)
+        finally:
+            for item in items:
+                self._tokens.pop(item.job_id, None)
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Mark jobs cancelled: running stages see it at their next check."""
+        for job_id in job_ids:
+            token = self._tokens.get(job_id)
+            if token is not None:
+                token.cancel()
+            else:  # the call may not have started yet
+                self._early[job_id] = None
+                while len(self._early) > _EARLY_CANCELS:
+                    self._early.popitem(last=False)
+
+    async def compensate(self, name: str, items: Sequence[StageInput]) -> None:
+        """Take back a stage's side effects for cancelled jobs (stages without a
+        ``compensate`` method have none)."""
+        hook = getattr(self.stage(name), "compensate", None)
+        if hook is not None:
+            await hook(list(items))
+
+    def _token(self, job_id: str) -> CancelToken:
+        token = self._tokens[job_id] = CancelToken()
+        if job_id in self._early:
+            del self._early[job_id]
+            token.cancel()
+        return token
+
+    async def _run(
+        self, name: str, items: Sequence[StageInput], timeout_s: float
+    ) -> list[StageResult]:
         try:
             stage = self.stage(name)
             if len(items) == 1 and stage.batch_size <= 1:

@@ -1,6 +1,7 @@
 """The values the runtime passes around: work items, dispatches and stage call results.
 
-Everything here is plain data that pickles cheaply across Ray calls. Errors cross process
+Everything here is plain data that pickles cheaply across Ray calls (no ``slots``: a slotted
+dataclass pickles through a generated ``__getstate__``, about twice as slow). Errors cross process
 boundaries as :class:`StageFailure` values (exceptions with extra constructor arguments do not
 always survive pickling).
 """
@@ -15,9 +16,14 @@ from ingest_ray.events import DocumentSource
 from ingest_ray.stages.base import StageInput, StageOutput
 
 
-@dataclass(slots=True)
+@dataclass
 class WorkItem:
-    """One job at one stage, as the Dispatcher holds it."""
+    """One job at one stage, as the Dispatcher holds it.
+
+    ``attempt`` is the try number of the current stage and the fencing token of its ledger
+    writes; ``errors`` and ``losses`` count the tries that ended in the stage's own error and in
+    an infrastructure loss (actor death, expired lease): two budgets, spent separately.
+    """
 
     job_id: str
     tenant_id: str
@@ -34,6 +40,8 @@ class WorkItem:
     ready_at: float = 0.0
     #: True until the job's queued -> processing transition has been written
     needs_start: bool = True
+    errors: int = 0
+    losses: int = 0
 
     def stage_input(self, stage: str) -> StageInput:
         """What the stage sees."""
@@ -50,14 +58,17 @@ class WorkItem:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageFailure:
-    """A stage error, flattened so it can travel between processes."""
+    """A stage error, flattened so it can travel between processes. ``lost`` marks a try that
+    never answered (the actor died, the lease ran out): the infrastructure's fault, not the
+    stage's, so it spends the loss budget rather than the retry policy's."""
 
     error_type: str
     message: str
     retryable: bool
     retry_after: float | None = None
+    lost: bool = False
 
     @classmethod
     def from_error(cls, exc: BaseException) -> StageFailure:
@@ -77,7 +88,7 @@ class StageFailure:
 StageResult = StageOutput | StageFailure
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Dispatch:
     """A batch of items sent to one pool for one stage."""
 

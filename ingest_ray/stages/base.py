@@ -15,11 +15,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ingest_ray.errors import IngestError
+from ingest_ray.errors import IngestError, JobCancelledError
 from ingest_ray.events import DocumentSource
 
 
-@dataclass(frozen=True, slots=True)
+class CancelToken:
+    """Set by the stage host when a job is cancelled while its stage runs. Built-in stages check
+    it between pages, batches and outside calls, and before they commit anything."""
+
+    def __init__(self) -> None:
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Mark the job cancelled (idempotent)."""
+        self._cancelled = True
+
+
+@dataclass(frozen=True)
 class StageInput:
     """Everything a stage may know about the job it works on. Frozen: add fields, never mutate."""
 
@@ -33,9 +50,25 @@ class StageInput:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: outputs of the stages that already ran for this job, by stage name
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: set where the stage runs (never pickled across processes with a value)
+    cancel: CancelToken | None = field(default=None, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled while this stage runs."""
+        return self.cancel is not None and self.cancel.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`JobCancelledError` when the job was cancelled (call between steps)."""
+        if self.cancelled:
+            raise JobCancelledError(
+                f"job {self.job_id} was cancelled during {self.stage}",
+                job_id=self.job_id,
+                stage=self.stage,
+            )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageOutput:
     """What a stage hands on. ``data`` must be JSON-serialisable and small (kilobytes): it is
     stored in the ledger; put anything large in the blob store and keep its sha256 here.

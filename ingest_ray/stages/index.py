@@ -4,12 +4,15 @@
 abstract as chunk ``meta``, so a document is searchable before its PDF is fetched and parsed.
 ``index`` reads the chunk list and the vectors the ``chunk`` and ``embed`` stages stored in the
 blob store and upserts them, replacing the document's earlier chunks (``meta`` stays). Both take
-batches: one model call and one index write serve many jobs.
+batches: one model call and one index write serve many jobs; if the batch write fails, each
+document is written on its own, so one bad document fails alone. Neither writes for a job that was
+cancelled meanwhile, and both take a cancelled job's rows back (``compensate``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -84,6 +87,49 @@ def load_chunks(blobs: BlobStore, item: StageInput) -> list[StoredChunk]:
         ) from exc
 
 
+async def write_isolated(
+    sink: IndexSink,
+    docs: Mapping[int, DocumentChunks],
+    items: Sequence[StageInput],
+    results: list[StageOutput | IngestError],
+) -> None:
+    """Upsert ``docs`` in one write, skipping cancelled jobs; if the write fails, write each on
+    its own so only the document at fault fails (its error replaces its result)."""
+    live = {}
+    for i, doc in docs.items():
+        try:
+            items[i].check_cancelled()
+            live[i] = doc
+        except IngestError as exc:
+            results[i] = exc
+    if not live:
+        return
+    with contextlib.suppress(Exception):  # if one is at fault, find which below
+        await asyncio.to_thread(sink.upsert, list(live.values()))
+        return
+    for i, doc in live.items():
+        try:
+            await asyncio.to_thread(sink.upsert, [doc])
+        except Exception as exc:
+            results[i] = _as_ingest_error(exc, items[i])
+
+
+def _as_ingest_error(exc: Exception, item: StageInput) -> IngestError:
+    if isinstance(exc, IngestError):
+        return exc
+    return IndexSchemaError(
+        f"the index refused this document: {type(exc).__name__}: {exc}",
+        job_id=item.job_id,
+        stage=item.stage,
+    )
+
+
+async def delete_documents(sink: IndexSink, items: Sequence[StageInput]) -> None:
+    """Remove every row of these jobs' documents (a cancelled job leaves nothing behind)."""
+    for item in items:
+        await asyncio.to_thread(sink.delete_document, item.tenant_id, item.doc_key)
+
+
 def load_vectors(blobs: BlobStore, item: StageInput, count: int, dim: int) -> np.ndarray[Any, Any]:
     """The ``embed`` stage's float32 little-endian matrix, checked against ``(count, dim)``."""
     embed = item.outputs.get("embed", {})
@@ -143,19 +189,21 @@ class MetaIndexStage(BaseStage):
             return results
         try:
             vectors = await asyncio.to_thread(self.embedder.embed, list(todo.values()))
-            docs = [
-                self._document(items[i], text, vectors[n])
-                for n, (i, text) in enumerate(todo.items())
-            ]
-            await asyncio.to_thread(self.sink.upsert, docs)
         except IngestError as exc:
             for i in todo:
                 results[i] = exc
             return results
         data = {"indexed": 1, "sink": self.sink.backend, "chunk_id": META_CHUNK_ID}
-        for i in todo:
+        docs = {}
+        for n, (i, text) in enumerate(todo.items()):
+            docs[i] = self._document(items[i], text, vectors[n])
             results[i] = StageOutput(data={**data, "model": self.embedder.model_name})
+        await write_isolated(self.sink, docs, items, results)
         return results
+
+    async def compensate(self, items: Sequence[StageInput]) -> None:
+        """Remove the rows of cancelled jobs."""
+        await delete_documents(self.sink, items)
 
     def _document(
         self, item: StageInput, text: str, vector: np.ndarray[Any, Any]
@@ -220,13 +268,12 @@ class IndexStage(BaseStage):
             results.append(
                 StageOutput(data={"indexed": len(docs[i].chunks), "sink": self.sink.backend})
             )
-        if docs:
-            try:
-                await asyncio.to_thread(self.sink.upsert, list(docs.values()))
-            except IngestError as exc:
-                for i in docs:
-                    results[i] = exc
+        await write_isolated(self.sink, docs, items, results)
         return results
+
+    async def compensate(self, items: Sequence[StageInput]) -> None:
+        """Remove the rows of cancelled jobs."""
+        await delete_documents(self.sink, items)
 
     def _document(self, item: StageInput) -> DocumentChunks:
         chunks = load_chunks(self.blobs, item)

@@ -17,7 +17,8 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from ingest_ray.kafka.health import check_kafka
-from ingest_ray.workers.base import WorkerHealth, workers_key
+from ingest_ray.keys import RedisKeys
+from ingest_ray.workers.base import WorkerHealth
 from serve_app.auth import context
 from serve_app.context import ApiContext
 from serve_app.routes import model_response
@@ -42,7 +43,7 @@ async def _redis_check(ctx: ApiContext) -> RedisCheck:
 
 async def _workers(ctx: ApiContext) -> list[WorkerOut]:
     try:
-        raw = await ctx.redis.hgetall(workers_key(ctx.settings))
+        raw = await ctx.redis.hgetall(RedisKeys(ctx.settings.redis_prefix).workers)
     except (RedisError, OSError):
         return []
     now, out = time.time(), []
@@ -60,6 +61,7 @@ async def _workers(ctx: ApiContext) -> list[WorkerOut]:
                 lag=h.lag,
                 in_flight=h.in_flight,
                 last_error=h.last_error,
+                problems=h.problems,
             )
         )
     return sorted(out, key=lambda w: w.name)
