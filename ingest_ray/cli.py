@@ -18,7 +18,7 @@ from ingest_ray.commands.bench import bench_app
 from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
-from ingest_ray.commands.workers import status, worker_app
+from ingest_ray.commands.workers import runtime_app, status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError
 from ingest_ray.events import IngestRequest
@@ -40,6 +40,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(worker_app, name="worker")
+app.add_typer(runtime_app, name="runtime")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(bench_app, name="bench")

@@ -10,39 +10,36 @@ from rich.table import Table
 
 from ingest_ray.commands.common import console, settings
 from ingest_ray.control import ControlInbox, JobControl
-from ingest_ray.errors import IngestError
-from ingest_ray.events import DeadLetter, decode
+from ingest_ray.deadletters import LetterView, read_letter
 from ingest_ray.kafka.reader import read_topic
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.states import JobStatus
 
 dlq_app = typer.Typer(help="The dead-letter topic.")
 
 
-def dead_letters() -> list[DeadLetter]:
-    """Every dead letter in the topic, oldest first."""
+def dead_letters() -> list[LetterView]:
+    """Every dead letter in the topic, oldest first, once per ``event_id``."""
     cfg = settings()
-    letters = []
+    letters: dict[str, LetterView] = {}
     for msg in read_topic(cfg.kafka_bootstrap_servers, cfg.topic_deadletter):
-        try:
-            event = decode(msg.value())
-        except IngestError:
-            continue
-        if isinstance(event, DeadLetter):
-            letters.append(event)
-    return letters
+        headers = {k: v.decode("utf-8", "replace") for k, v in msg.headers() or []}
+        view = read_letter(headers, msg.value(), msg.key(), partition=msg.partition() or 0,
+                           offset=msg.offset() or 0)  # fmt: skip
+        letters.setdefault(view.event_id or f"{view.partition}:{view.offset}", view)
+    return list(letters.values())
 
 
 @dlq_app.command("list")
 def dlq_list(limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
-    """Show the newest dead letters: failed jobs and unreadable messages."""
+    """Show the newest dead letters: failed jobs, unreadable messages, failed mappings."""
     letters = dead_letters()
-    table = Table("when", "job", "doc_key", "stage", "tries", "error", "reason")
+    table = Table("when", "kind", "job", "doc_key", "stage", "tries", "error", "reason")
     for letter in letters[-limit:]:
+        s = letter.subject
         table.add_row(
-            letter.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), letter.job_id or "(message)",
-            letter.doc_key or "-", letter.stage or "-", str(letter.attempts or "-"),
-            letter.error_type, letter.reason[:80],
+            letter.at[:19], letter.kind, s.job_id or "-", s.doc_key or "-", s.stage or "-",
+            str(s.attempts or "-"), letter.error_type, letter.reason[:80],
         )  # fmt: skip
     console.print(table)
     console.print(f"{len(letters)} dead letter(s) in {settings().topic_deadletter}")
@@ -60,9 +57,13 @@ def dlq_replay(
         raise typer.BadParameter("give --job ID (one or more) or --all")
     wanted = list(job or [])
     if replay_all:
-        wanted = list(dict.fromkeys(d.job_id for d in dead_letters() if d.job_id))
+        wanted = list(
+            dict.fromkeys(
+                d.subject.job_id for d in dead_letters() if d.kind == "job" and d.subject.job_id
+            )
+        )
     cfg = settings()
-    ledger = RedisLedger.from_settings(cfg)
+    ledger = open_ledger(cfg)
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     control = JobControl(
         ledger,

@@ -8,14 +8,18 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
+import ray
 import typer
 from rich.table import Table
 
 from ingest_ray.commands.common import console, settings
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.errors import ServiceUnavailableError
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
+from ingest_ray.runtime.options import RuntimeOptions
+from ingest_ray.runtime.runtime import stop_control_plane
 from ingest_ray.stack.process import ManagedProcess
-from ingest_ray.workers.base import WORKER_MARKER, Worker, read_health
+from ingest_ray.workers.base import WORKER_MARKER, Worker, read_health, read_local_health
 from ingest_ray.workers.ingest import IngestWorker
 from ingest_ray.workers.mapping import MappingWorker
 
@@ -77,19 +81,55 @@ def worker_stop(
 
 
 def status() -> None:
-    """Workers (alive, lag, in flight, last error) and jobs per status."""
+    """Workers (alive, lag, in flight, problems, last error) and jobs per status. During an
+    outage it says what is unreachable and since when, from the workers' local health files."""
     cfg = settings()
-    table = Table("worker", "kind", "alive", "lag", "in flight", "last error", "details")
-    for h in read_health(cfg):
+    try:
+        healths = read_health(cfg)
+    except ServiceUnavailableError as exc:
+        console.print(f"[red]{exc}[/]; showing this machine's workers from their health files")
+        healths = read_local_health(cfg)
+    table = Table(
+        "worker", "kind", "alive", "lag", "in flight", "problems", "last error", "details"
+    )
+    for h in healths:
         alive = "[green]yes" if h.alive else "[red]no"
+        problems = "[yellow]" + "; ".join(h.problems) if h.problems else ""
         details = ", ".join(f"{k}={v}" for k, v in h.details.items())
         table.add_row(
-            h.name, h.kind, alive, str(h.lag), str(h.in_flight), h.last_error or "", details
-        )
+            h.name, h.kind, alive, str(h.lag), str(h.in_flight), problems, h.last_error or "",
+            details,
+        )  # fmt: skip
     console.print(table)
-    ledger = RedisLedger.from_settings(cfg)
+    ledger = open_ledger(cfg)
     try:
         counts = ledger.counts()
+        console.print("jobs: " + ", ".join(f"{s.value}={n}" for s, n in counts.items()))
+    except Exception as exc:  # the ledger is away: say so, do not crash
+        console.print(
+            f"[red]job counts unavailable: ledger unreachable ({type(exc).__name__}: {exc})"
+        )
     finally:
         ledger.close()
-    console.print("jobs: " + ", ".join(f"{s.value}={n}" for s, n in counts.items()))
+
+
+runtime_app = typer.Typer(help="The shared control plane (Dispatcher, LedgerCache, relay).")
+
+
+@runtime_app.command("stop")
+def runtime_stop(
+    name: Annotated[
+        str | None, typer.Option(help="Runtime name (the settings' by default).")
+    ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds to let stage calls finish.")] = 10.0,
+) -> None:
+    """Stop a runtime's control plane even while workers use it (they recreate it unless
+    stopped too; stop the workers first for a clean shutdown)."""
+    cfg = settings()
+    options = RuntimeOptions(name=name or cfg.runtime_name)
+    ray.init(address=cfg.ray_address or "auto", namespace=options.namespace, log_to_driver=False)
+    try:
+        stop_control_plane(cfg, options, grace_s=grace)
+    finally:
+        ray.shutdown()
+    console.print(f"runtime {options.name}: stopped")

@@ -104,7 +104,7 @@ class IngressLoop:
 
     def step(self) -> int:
         """One poll; answers the number of messages handled (0 when it had to read again)."""
-        if self.stats.paused and not self._still_paused():
+        if self.stats.paused and self._still_paused():
             return 0
         messages = self._consumer.poll_batch(self._batch, timeout=self._poll_s)
         if not messages:

@@ -74,7 +74,7 @@ class DispatchLoop:
         self.catalog, self.settings, self.core = catalog, settings, core
         self.writer, self.launcher, self.metrics = writer, launcher, metrics
         self.timings = timings or LoopTimings()
-        self.clock, self._wall = core.clock, wall
+        self.clock, self.wall = core.clock, wall
         self.recovery = Recovery(self, ledger, inbox, consumer=consumer)
         self._calls: dict[asyncio.Future[Any], Dispatch] = {}
         self._writes: set[asyncio.Task[None]] = set()
@@ -280,7 +280,7 @@ class DispatchLoop:
         self._backoff_until = self.clock() + self._backoff_s
         self.stats_.ledger_error = f"{type(exc).__name__}: {exc}"
         if self.stats_.ledger_error_since is None:
-            self.stats_.ledger_error_since = self._wall()
+            self.stats_.ledger_error_since = self.wall()
         self.metrics.inc("ingest_control_errors", "ledger")
 
     def _ledger_answered(self) -> None:

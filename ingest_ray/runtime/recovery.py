@@ -114,7 +114,7 @@ class Recovery:
         if results is None:  # the ledger is away: try these again later
             self.look_up(j.job_id for j in jobs)
             return 0
-        now_wall, now = datetime.now(UTC), self.core.clock()
+        now_wall, now = datetime.fromtimestamp(self.loop.wall(), UTC), self.core.clock()
         ready: list[tuple[WorkItem, float | None]] = []
         for job, result in zip(jobs, results, strict=True):
             item = work_item_from_job(job, self.catalog)

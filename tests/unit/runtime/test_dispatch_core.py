@@ -169,14 +169,100 @@ def test_dispatch_core_lease_expiry_reruns_stage_with_next_attempt() -> None:
     assert d2.items[0].attempt == 2
 
 
-def test_dispatch_core_lost_call_expires_its_lease_now() -> None:
+def test_dispatch_core_lost_call_spends_the_loss_budget_not_the_error_budget() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_catalog(retry=RetryPolicy(max_attempts=2)))
+    core.admit([_item("j")])
+    for attempt in range(1, 5):  # four actor deaths: more than the error budget of 2
+        (d,) = core.next_dispatches()
+        assert d.items[0].attempt == attempt
+        (out,) = core.lost(d.dispatch_id)
+        assert isinstance(out, Retry) and out.failure.lost
+        assert (out.errors, out.losses) == (0, attempt)
+        core.apply(out, accepted=True)
+        clock.now += out.delay_s
+        core.fire_timers()
+    (d,) = core.next_dispatches()
+    (out,) = core.complete(d.dispatch_id, [StageFailure("Flaky", "x", retryable=True)])
+    assert isinstance(out, Retry) and (out.errors, out.losses) == (1, 4)
+    core.apply(out, accepted=True)
+    clock.now += out.delay_s
+    core.fire_timers()
+    (d,) = core.next_dispatches()
+    (out,) = core.complete(d.dispatch_id, [StageFailure("Flaky", "x", retryable=True)])
+    assert isinstance(out, Fail) and (out.errors, out.losses) == (2, 4)
+
+
+def test_dispatch_core_loss_budget_is_bounded() -> None:
     clock = Clock()
     core = _core(clock)
     core.admit([_item("j")])
+    outcomes = []
+    for _ in range(20):
+        dispatches = core.next_dispatches()
+        if not dispatches:
+            break
+        (out,) = core.lost(dispatches[0].dispatch_id)
+        outcomes.append(out)
+        core.apply(out, accepted=True)
+        clock.now += 60
+        core.fire_timers()
+    assert isinstance(outcomes[-1], Fail)
+    assert outcomes[-1].losses == len(outcomes) == 8  # LOSS_RETRY.max_attempts
+
+
+def test_dispatch_core_knows_where_every_held_job_is() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_catalog(budget=1))
+    core.admit([_item("run"), _item("wait")])
     (d,) = core.next_dispatches()
-    core.lost(d.dispatch_id)
-    (out,) = core.expire_leases()
-    assert isinstance(out, Retry)
+    (out,) = core.complete(d.dispatch_id, [StageFailure("Flaky", "x", retryable=True)])
+    assert core.settling(d.items[0].job_id)
+    assert core.nowhere() == []  # ready, settling: all accounted for
+    core.apply(out, accepted=True)
+    assert core.nowhere() == [] and core.stats().timers == 1
+    # a job whose outcome was lost (its write failed and nobody kept it) is nowhere
+    (d2,) = core.next_dispatches()
+    core.complete(d2.dispatch_id, [StageOutput()])
+    core._settling.discard(d2.items[0].job_id)
+    assert core.nowhere() == [d2.items[0].job_id]
+
+
+def test_dispatch_core_admit_at_waits_for_a_scheduled_retry() -> None:
+    clock = Clock()
+    core = _core(clock)
+    core.admit_at([(_item("later"), clock.now + 30), (_item("now"), None)])
+    (d,) = core.next_dispatches()
+    assert d.items[0].job_id == "now"
+    (out,) = core.complete(d.dispatch_id, [StageOutput()])
+    core.apply(out, accepted=False)
+    assert core.next_dispatches() == []
+    clock.now += 31
+    assert core.fire_timers() == 1
+    assert [i.job_id for d in core.next_dispatches() for i in d.items] == ["later"]
+
+
+def test_dispatch_core_ignores_jobs_of_unknown_pipelines() -> None:
+    clock = Clock()
+    core = _core(clock)
+    stray = WorkItem("x", "t", "doc:x", "gone", 5, DocumentSource(kind=SourceKind.TEXT, value="x"))
+    assert core.admit([stray, _item("j")]) == 1
+    assert core.holds("j") and not core.holds("x")
+
+
+def test_dispatch_core_adopts_a_job_whose_lease_expired_elsewhere() -> None:
+    clock = Clock()
+    core = _core(clock)
+    item = _item("orphan")
+    item.attempt, item.losses, item.needs_start = 3, 1, False
+    out = core.adopt_lost(item)
+    assert isinstance(out, Retry) and out.failure.error_type == "LeaseExpired"
+    assert (out.attempt, out.losses) == (3, 2)
+    core.apply(out, accepted=True)
+    clock.now += out.delay_s
+    core.fire_timers()
+    (d,) = core.next_dispatches()
+    assert d.items[0].attempt == 4
 
 
 def test_dispatch_core_cancel_drops_waiting_jobs_only() -> None:

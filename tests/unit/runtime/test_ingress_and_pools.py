@@ -8,8 +8,8 @@ from ingest_ray.events import DocumentSource, IngestRequest, SourceKind, encode
 from ingest_ray.pipelines.builtin import builtin_catalog, builtin_pools
 from ingest_ray.runtime.ingress import IngressLoop
 from ingest_ray.runtime.work import WorkItem
+from ingest_ray.ledger import JobFilter
 from ingest_ray.testing import InMemoryLedger
-from tests.unit.test_admission import FakeSink
 
 
 class Msg:
@@ -33,15 +33,25 @@ class Msg:
 
 
 class FakeConsumer:
+    """Delivers batches in order; ``seek_back`` puts a batch back at the front."""
+
     def __init__(self, batches: list[list[Msg]]) -> None:
         self.batches = batches
         self.stored: list[int] = []
         self.paused = False
         self.calls: list[str] = []
+        self.rewound: list[list[int]] = []
+        self._last: list[Msg] = []
 
     def poll_batch(self, max_messages: int = 500, timeout: float = 1.0) -> list[Any]:
         self.calls.append("poll")
-        return self.batches.pop(0) if self.batches and not self.paused else []
+        self._last = self.batches.pop(0) if self.batches and not self.paused else []
+        return self._last
+
+    def seek_back(self, messages: Any) -> int:
+        self.rewound.append([m.offset() for m in messages])
+        self.batches.insert(0, list(messages))
+        return 1
 
     def store(self, messages: Any) -> None:
         self.stored += [m.offset() for m in messages]
@@ -51,6 +61,10 @@ class FakeConsumer:
 
     def resume(self) -> None:
         self.paused = False
+
+
+def _admitter(ledger: InMemoryLedger) -> Admitter:
+    return Admitter(ledger, dead_letter_topic="dlq", pipelines={"auto", "two_phase"})
 
 
 def _msg(doc: str, offset: int) -> Msg:
@@ -66,7 +80,7 @@ def test_ingress_stores_offsets_only_after_the_dispatcher_took_the_batch() -> No
         order.append(f"submit:{len(items)}:stored={len(consumer.stored)}")
         return False
 
-    loop = IngressLoop(consumer, Admitter(InMemoryLedger(), FakeSink()), submit, lambda: False)
+    loop = IngressLoop(consumer, _admitter(InMemoryLedger()), submit, lambda: False)
     assert loop.step() == 2
     assert order == ["submit:2:stored=0"]
     assert consumer.stored == [0, 1]
@@ -76,9 +90,9 @@ def test_ingress_pauses_on_backpressure_and_resumes_below_the_low_watermark() ->
     consumer = FakeConsumer([[_msg("a", 0)], [_msg("b", 1)]])
     pressure = {"paused": True}
     loop = IngressLoop(
-        consumer, Admitter(InMemoryLedger(), FakeSink()),
-        submit=lambda items, recheck: pressure["paused"], is_paused=lambda: pressure["paused"],
-        poll_s=0.0,
+        consumer, _admitter(InMemoryLedger()),
+        handover=lambda items, recheck: pressure["paused"], is_paused=lambda: pressure["paused"],
+        poll_s=0.0, sleep=lambda s: None,
     )  # fmt: skip
     loop.step()
     assert consumer.paused
@@ -95,8 +109,8 @@ def test_ingress_rechecks_queued_duplicates_instead_of_submitting_them() -> None
     seen: list[tuple[int, list[str]]] = []
     consumer = FakeConsumer([[_msg("a", 0)], [_msg("a", 1)]])
     loop = IngressLoop(
-        consumer, Admitter(ledger, FakeSink()),
-        submit=lambda items, recheck: seen.append((len(items), recheck)) or False,
+        consumer, _admitter(ledger),
+        handover=lambda items, recheck: seen.append((len(items), recheck)) or False,
         is_paused=lambda: False,
     )  # fmt: skip
     loop.step()
@@ -105,6 +119,43 @@ def test_ingress_rechecks_queued_duplicates_instead_of_submitting_them() -> None
     assert seen[1][0] == 0
     assert len(seen[1][1]) == 1
     assert loop.stats.duplicates == 1
+
+
+def test_ingress_reads_a_batch_again_when_admission_fails_and_never_commits_past_it() -> None:
+    ledger = InMemoryLedger()
+    consumer = FakeConsumer([[_msg("a", 0), _msg("b", 1)], [_msg("c", 2)]])
+    naps: list[float] = []
+    loop = IngressLoop(consumer, _admitter(ledger), handover=None, sleep=naps.append)
+    ledger.down = ConnectionError("redis is away")
+    assert loop.step() == 0 and loop.step() == 0
+    assert consumer.stored == []  # nothing acknowledged while the ledger is away
+    assert consumer.rewound == [[0, 1], [0, 1]]
+    assert naps == [0.1, 0.2]  # backing off
+    assert loop.stats.last_error is not None and "redis is away" in loop.stats.last_error
+    ledger.down = None
+    assert loop.step() == 2 and loop.step() == 1
+    assert consumer.stored == [0, 1, 2]
+    assert loop.stats.last_error is None  # cleared once it works again
+    assert len(ledger.list_jobs(JobFilter()).items) == 3
+
+
+def test_ingress_reads_a_batch_again_when_the_dispatcher_is_away() -> None:
+    consumer = FakeConsumer([[_msg("a", 0)]])
+    calls = {"n": 0}
+
+    def handover(items: list[WorkItem], recheck: list[str]) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("dispatcher restarting")
+        return False
+
+    ledger = InMemoryLedger()
+    loop = IngressLoop(consumer, _admitter(ledger), handover=handover, sleep=lambda s: None)
+    assert loop.step() == 0
+    assert consumer.stored == []
+    assert loop.step() == 1  # the job was created the first time: now a queued duplicate
+    assert consumer.stored == [0]
+    assert loop.stats.created == 0 and loop.stats.duplicates == 1
 
 
 def test_mineru_pool_asks_for_a_gpu_or_a_custom_resource_when_configured() -> None:
