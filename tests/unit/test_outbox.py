@@ -88,7 +88,7 @@ def test_relay_raises_while_the_ledger_is_away_and_resumes_after() -> None:
 
 
 def test_a_second_relay_takes_over_what_a_dead_one_claimed() -> None:
-    ledger, sink, parked = InMemoryLedger(), FakeSink(), []
+    ledger, sink = InMemoryLedger(), FakeSink()
     ledger.outbox_put(_messages("a"))
     assert ledger.outbox_claim("dead-relay")  # claimed, never acknowledged
     other = OutboxRelay(ledger, sink, consumer="relay-2", park=lambda e, r: None, reclaim_idle_s=0)

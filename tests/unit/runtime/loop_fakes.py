@@ -144,6 +144,9 @@ class WallClock:
     def __call__(self) -> datetime:
         return self.now
 
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
@@ -215,6 +218,6 @@ def rig(
         core=DispatcherCore(cat, clock=clock), ledger=ledger, writer=writer, launcher=launcher,
         inbox=inbox, metrics=RuntimeMetrics(),
         timings=LoopTimings(inbox_s=0, reconcile_s=3600, maintain_s=3600, idle_wait_s=0.001),
-        wall=lambda: wall.now.timestamp(),
+        wall=wall.timestamp,
     )  # fmt: skip
     return Rig(loop, ledger, launcher, inbox, clock, wall, writer)

@@ -5,10 +5,10 @@ from typing import Any
 from ingest_ray.admission import Admitter
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind, encode
+from ingest_ray.ledger import JobFilter
 from ingest_ray.pipelines.builtin import builtin_catalog, builtin_pools
 from ingest_ray.runtime.ingress import IngressLoop
 from ingest_ray.runtime.work import WorkItem
-from ingest_ray.ledger import JobFilter
 from ingest_ray.testing import InMemoryLedger
 
 
