@@ -125,21 +125,22 @@ class Runtime:
         self._ensure_ingress()
 
     def _ensure_ingress(self) -> list[str]:
+        """Recreate this worker's ingress actors that are gone. The handle that created an
+        actor is kept: a non-detached actor ends when its creating handle is dropped."""
         if self._ingress_spec is None:
             return []
         count, tag, group = self._ingress_spec
         made = []
         for i in range(count):
             name = self.options.ingress_name(tag, i)
-            handle = find(name, self.options.namespace)
-            if handle is None:
-                pipelines = sorted(self.catalog.pipelines)
-                handle = RemoteKafkaIngress.options(
-                    name=name, namespace=self.options.namespace, num_cpus=0, max_concurrency=4,
-                    max_restarts=-1,
-                ).remote(self.settings, self.options, group, pipelines)  # fmt: skip
-                made.append(name)
-            self.ingress[i] = handle
+            if self.ingress[i] is not None and find(name, self.options.namespace) is not None:
+                continue
+            pipelines = sorted(self.catalog.pipelines)
+            self.ingress[i] = RemoteKafkaIngress.options(
+                name=name, namespace=self.options.namespace, num_cpus=0, max_concurrency=4,
+                max_restarts=-1,
+            ).remote(self.settings, self.options, group, pipelines)  # fmt: skip
+            made.append(name)
         return made
 
     def stop_ingress(self) -> list[IngressStats]:

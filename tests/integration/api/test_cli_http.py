@@ -94,7 +94,7 @@ def live_stack(services: Services, prefix: str) -> Iterator[Live]:
     """A runtime running every stage as a ScriptedStage, and the API app in front of it."""
     settings = live_settings(services, prefix)
     KafkaClient.from_settings(settings).ensure_topics()
-    options = RuntimeOptions(name=settings.runtime_name, sweep_s=1.0)
+    options = RuntimeOptions(name=settings.runtime_name, reconcile_s=1.0)
     runtime = Runtime(settings, builtin_catalog(settings, factories=SCRIPTED), options)
     ledger = RedisLedger.from_settings(settings)
     runtime.start()

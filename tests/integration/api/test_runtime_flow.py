@@ -21,7 +21,7 @@ SCRIPTED = {name: "ingest_ray.testing:ScriptedStage" for name in STAGE_FACTORIES
 def runtime(api_env: ApiEnv) -> Iterator[Runtime]:
     settings = api_env.settings
     catalog = builtin_catalog(settings, factories=SCRIPTED)
-    rt = Runtime(settings, catalog, RuntimeOptions(name=settings.runtime_name, sweep_s=1.0))
+    rt = Runtime(settings, catalog, RuntimeOptions(name=settings.runtime_name, reconcile_s=1.0))
     rt.start()
     rt.start_ingress(1, tag="api")
     try:

@@ -77,7 +77,7 @@ def env(services: Services, redis_prefix: str, local_ray: None) -> Iterator[Env]
     KafkaClient.from_settings(settings).ensure_topics()
     client = redis.Redis.from_url(services.redis_url, decode_responses=True)
     ledger = RedisLedger.from_settings(settings)
-    yield Env(settings, RuntimeOptions(name=f"rt-{tag}", sweep_s=1.0), ledger, client)
+    yield Env(settings, RuntimeOptions(name=f"rt-{tag}", reconcile_s=1.0), ledger, client)
     ledger.close()
     client.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ray
 
 from ingest_ray.control import ControlInbox, JobControl
+from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger import JobFilter
 from ingest_ray.states import JobStatus
 from tests.integration.runtime.conftest import Env, request
@@ -12,7 +13,7 @@ from tests.integration.runtime.conftest import Env, request
 
 def _control(env: Env) -> JobControl:
     return JobControl(
-        env.ledger, ControlInbox(env.redis, env.options.inbox_key(env.settings.redis_prefix))
+        env.ledger, ControlInbox(env.redis, RedisKeys(env.settings.redis_prefix), env.options.name)
     )
 
 
@@ -48,7 +49,8 @@ def test_killed_stage_actor_reruns_the_stage_and_completes_once(env: Env) -> Non
     try:
         env.send(request("victim", sleep_s={"chunk": 4}))
         env.wait_for(lambda: env.runs().get("victim|chunk", 0) == 1)
-        ray.kill(ray.get_actor(f"{env.options.name}/chunk/0", namespace=env.options.namespace))
+        (actor,) = ray.get(runtime.dispatcher.stats.remote()).pools["chunk"].actors
+        ray.kill(ray.get_actor(actor, namespace=env.options.namespace))
         env.wait_for(lambda: env.ledger.counts()[JobStatus.COMPLETED] == 1)
     finally:
         runtime.shutdown()
@@ -56,7 +58,7 @@ def test_killed_stage_actor_reruns_the_stage_and_completes_once(env: Env) -> Non
     assert env.runs()["victim|chunk"] == 2
     assert all(n == 1 for k, n in env.runs().items() if not k.endswith("|chunk"))
     assert set(env.effects()) == {f"victim|{s}" for s in ("metadata", "chunk", "embed", "index")}
-    lost = [e for e in job.history if e.error is not None and e.error.type == "LeaseExpired"]
+    lost = [e for e in job.history if e.error is not None and e.error.kind == "lost"]
     assert len(lost) == 1
     assert lost[0].data["failed_attempt"] == 1
     done = next(e for e in job.history if e.data.get("completed") == "chunk")

@@ -56,7 +56,8 @@ def test_worker_sigterm_then_restart_loses_and_duplicates_nothing(env: Env, tmp_
     name = f"w-{uuid.uuid4().hex[:6]}"
     first = _start(env, tmp_path, name)
     try:
-        env.send(*[request(d, sleep_s={"chunk": 0.15}) for d in docs])
+        # staggered stage times spread the completions, so SIGTERM lands mid-run
+        env.send(*[request(d, sleep_s={"chunk": 0.1 + 0.05 * i}) for i, d in enumerate(docs)])
         env.wait_for(lambda: env.ledger.counts()[JobStatus.COMPLETED] >= 5, timeout=120)
     finally:
         out = _stop(first)
