@@ -26,7 +26,12 @@ from ingest_ray.kafka.health import check_kafka
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.stack.launcher import LocalStack
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: ``../shared/fixtures`` beside the checkout; INGEST_RAY_TEST_FIXTURES points elsewhere (a git
+#: worktree that does not sit beside shared/)
+FIXTURES = Path(
+    os.environ.get("INGEST_RAY_TEST_FIXTURES")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+)
 
 
 def in_ci() -> bool:
