@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from ingest_ray.errors import ConfigurationError
 from ingest_ray.storage.blobs import BlobStore, FileBlobStore
 from ingest_ray.storage.cache import BlobCache
-from ingest_ray.storage.s3 import is_plain_http, s3_endpoint
+from ingest_ray.storage.s3 import ENDPOINT_KEYS, is_plain_http, s3_endpoint
 from ingest_ray.storage.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ def _s3_store(url: str, settings: StorageSettings) -> BlobStore:
         client["allow_http"] = True
     retry: RetryConfig = {"max_retries": settings.blob_max_retries, "retry_timeout": timeout}
     # the options are the user's own S3Config keys; obstore rejects unknown ones
-    config = cast("S3Config", {**({"endpoint": endpoint} if endpoint else {}), **options})
+    config = cast("S3Config", dict(options))
+    if endpoint and not any(options.get(key) for key in ENDPOINT_KEYS):
+        config["endpoint"] = endpoint
     try:
         store = S3Store.from_url(
             f"s3://{parts.netloc}{parts.path}",

@@ -15,13 +15,14 @@ import os
 from collections.abc import Mapping
 from typing import Final
 
-_ENDPOINT_KEYS: Final = ("endpoint", "aws_endpoint", "endpoint_url", "aws_endpoint_url")
+#: the spellings object_store accepts for the endpoint option
+ENDPOINT_KEYS: Final = ("endpoint", "aws_endpoint", "endpoint_url", "aws_endpoint_url")
 _ENDPOINT_ENV: Final = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
 
 
 def s3_endpoint(options: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str | None:
     """The S3 endpoint: from ``options`` when set there, else from the environment."""
-    for key in _ENDPOINT_KEYS:
+    for key in ENDPOINT_KEYS:
         if options.get(key):
             return options[key]
     env = os.environ if environ is None else environ
@@ -42,7 +43,7 @@ def lance_storage_options(
         return dict(options)
     endpoint = s3_endpoint(options, environ)
     derived: dict[str, str] = {}
-    if endpoint:
+    if endpoint and not any(options.get(key) for key in ENDPOINT_KEYS):
         derived["aws_endpoint"] = endpoint
     if is_plain_http(endpoint):
         derived["allow_http"] = "true"
