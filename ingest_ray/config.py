@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     mineru_pool_max: int = Field(default=1, ge=1)
     mineru_timeout_s: float = Field(default=600.0, gt=0)
     #: per-area overrides passed to the stages' own settings, e.g.
-    #: ``{"fetch": {"blob_dir": "/data/blobs"}, "index": {"index_backend": "pgvector"}}``;
-    #: areas: adapters, fetch, parse, text, index. They travel with the settings into every
-    #: Ray actor (environment variables are read where each stage runs)
+    #: ``{"storage": {"blob_url": "s3://bkt/blobs"}, "index": {"index_uri": "postgresql://h/db"}}``;
+    #: areas: adapters, fetch, parse, text, index, storage. They travel with the settings into
+    #: every Ray actor (environment variables are read where each stage runs)
     sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: ``module:function`` called with the Catalog at start-up to register your own stages
     plugins: list[str] = Field(default_factory=list)

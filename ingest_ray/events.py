@@ -50,6 +50,8 @@ class SourceKind(StrEnum):
     OPENALEX = "openalex"
     PDF_URL = "pdf_url"
     PDF_PATH = "pdf_path"
+    #: a PDF already in the artifact store, by sha256 (uploads): reachable from every node
+    PDF_BLOB = "pdf_blob"
     TEXT = "text"
 
 

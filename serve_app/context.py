@@ -11,12 +11,10 @@ from redis import Redis as SyncRedis
 from ingest_ray.auth import AsyncApiKeyStore, JwtVerifier, TenantRateLimiter
 from ingest_ray.config import Settings
 from ingest_ray.control import ControlInbox, JobControl
-from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.pipelines.builtin import builtin_catalog
-from ingest_ray.stages.factories import section
-from ingest_ray.storage.blobs import FileBlobStore
+from ingest_ray.stages.factories import blob_store
 from serve_app.settings import ApiSettings
 from serve_app.streams import EventReader
 from serve_app.submit import Submitter
@@ -63,7 +61,7 @@ class ApiContext:
         inbox = ControlInbox.for_settings(sync, settings)
         kafka = KafkaClient.from_settings(settings)
         producer = kafka.producer(**{"client.id": CLIENT_NAME})
-        blobs = FileBlobStore(section(settings, "fetch", FetchSettings).blob_dir)
+        blobs = blob_store(settings)
         return cls(
             settings=settings,
             api=api,

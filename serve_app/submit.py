@@ -64,12 +64,13 @@ class Submitter:
     def pdf_request(
         self, tenant_id: str, data: bytes, *, priority: int, pipeline: str | None
     ) -> IngestRequest:
-        """Store an uploaded PDF by content and make the request that points at it."""
+        """Store an uploaded PDF by content and make the request that points at it (by digest,
+        so a stage on any node finds it in the shared store)."""
         digest = self._blobs.put(data)
         return IngestRequest(
             tenant_id=tenant_id,
             doc_key=f"pdf:sha256:{digest}",
-            source=DocumentSource(kind=SourceKind.PDF_PATH, value=str(self._blobs.path(digest))),
+            source=DocumentSource(kind=SourceKind.PDF_BLOB, value=digest),
             pipeline=pipeline,
             priority=priority,
         )

@@ -25,8 +25,14 @@ from ingest_ray.kafka.admin import ensure_topics
 from ingest_ray.kafka.health import check_kafka
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.stack.launcher import LocalStack
+from tests.s3server import S3Server, moto_available
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: ``../shared/fixtures`` beside the checkout; INGEST_RAY_TEST_FIXTURES points elsewhere (a git
+#: worktree that does not sit beside shared/)
+FIXTURES = Path(
+    os.environ.get("INGEST_RAY_TEST_FIXTURES")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+)
 
 
 def in_ci() -> bool:
@@ -106,6 +112,30 @@ def _containers() -> Iterator[Services]:
     with KafkaContainer().with_kraft() as kafka, RedisContainer() as red:
         host, port = red.get_container_host_ip(), red.get_exposed_port(6379)
         yield Services(kafka.get_bootstrap_server(), f"redis://{host}:{port}/0", "testcontainers")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible HTTP server (moto's server mode) on loopback, for the session.
+    Each test makes its own bucket (``s3_server.new_bucket()``)."""
+    reason = moto_available()
+    if reason is not None:
+        _unavailable(f"S3 test server: {reason}")
+    server = S3Server()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        _unavailable(f"S3 test server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server's credentials and endpoint in this process's environment (AWS_*)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server
 
 
 @pytest.fixture(scope="session")

@@ -117,6 +117,21 @@ class SafeFetcher:
         check_pdf_magic(data, str(path))
         return FetchedPdf(self._put(data, str(path)), len(data), None, None)
 
+    def adopt_blob(self, digest: str) -> FetchedPdf:
+        """Take a PDF that is already in the blob store (an upload): check it as a local
+        file is checked (``max_bytes``, the PDF magic) and hand on its digest."""
+        try:
+            data = self._blobs.get(digest)
+        except ValueError as exc:
+            raise FetchRefusedError(f"not a blob reference: {digest!r}", url=digest) from exc
+        if len(data) > self._settings.max_bytes:
+            raise PdfTooLargeError(
+                f"blob {digest} has {len(data)} bytes (limit {self._settings.max_bytes})",
+                url=digest,
+            )
+        check_pdf_magic(data, f"blob {digest}")
+        return FetchedPdf(digest, len(data), None, None)
+
     async def aclose(self) -> None:
         """Nothing to release: each fetch opens and closes its own connection pool."""
 

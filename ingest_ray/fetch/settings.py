@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformdirs import user_state_path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,10 +15,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SUPPORTED_SCHEMES: frozenset[str] = frozenset({"http", "https"})
 
 _MB = 1024 * 1024
-
-
-def _default_blob_dir() -> Path:
-    return user_state_path("ingest-ray") / "blobs"
 
 
 def _alias(name: str) -> AliasChoices:
@@ -60,8 +55,6 @@ class FetchSettings(BaseSettings):
     ca_bundle: Path | None = Field(default=None, validation_alias=_alias("ca_bundle"))
     #: Directories local PDFs (``pdf_path`` sources) must live under; empty means anywhere.
     local_roots: tuple[Path, ...] = Field(default=(), validation_alias=_alias("local_roots"))
-    #: Where the content-addressed blob store keeps fetched PDFs (shared with the other stages).
-    blob_dir: Path = Field(default_factory=_default_blob_dir)
 
     @field_validator("allowed_schemes")
     @classmethod

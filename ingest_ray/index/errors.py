@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from ingest_ray.errors import PermanentError, RetryableError
+from ingest_ray.storage.errors import ArtifactMissingError
+
+__all__ = [
+    "ArtifactMissingError",
+    "IndexSchemaError",
+    "IndexUnavailableError",
+    "InvalidEntityError",
+]
 
 
 class IndexUnavailableError(RetryableError):
@@ -11,10 +19,6 @@ class IndexUnavailableError(RetryableError):
 
 class IndexSchemaError(PermanentError):
     """Data does not fit the index: wrong vector dimension, mismatched lengths, bad settings."""
-
-
-class ArtifactMissingError(PermanentError):
-    """An earlier stage's output is missing or names a blob the store does not hold."""
 
 
 class InvalidEntityError(PermanentError):

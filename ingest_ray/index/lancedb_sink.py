@@ -1,4 +1,5 @@
-"""The embedded default index: LanceDB tables in a local directory, no server.
+"""The embedded default index: LanceDB tables in a local directory or on object storage (``s3://``),
+no server.
 
 Chunks live in one table with a fixed-size float32 ``vector`` column and a native full-text
 index on ``text``; entity mentions in a second table. Writes are ``merge_insert`` upserts on the
@@ -13,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import lancedb
@@ -41,6 +43,7 @@ from ingest_ray.index.rows import (
     dedupe_mentions,
 )
 from ingest_ray.index.settings import IndexSettings
+from ingest_ray.storage.s3 import lance_storage_options
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +127,25 @@ class LanceDbSink:
                 return self._tables[name]
             try:
                 if self._db is None:
-                    self.settings.lancedb_dir.mkdir(parents=True, exist_ok=True)
-                    self._db = lancedb.connect(str(self.settings.lancedb_dir))
+                    self._db = self._connect()
                 table = self._open_or_create(self._db, name, schema)
                 self._ensure_indexes(table, indexes)
             except _BACKEND_ERRORS as exc:
                 raise IndexUnavailableError(f"LanceDB table {name}: {exc}") from exc
             self._tables[name] = table
             return table
+
+    def _connect(self) -> lancedb.DBConnection:
+        uri = self.settings.lancedb_uri
+        if self.settings.lancedb_is_local:
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        options = lance_storage_options(uri, self.settings.index_storage_options)
+        interval = self.settings.lancedb_read_consistency_s
+        return lancedb.connect(
+            uri,
+            storage_options=options or None,
+            read_consistency_interval=None if interval is None else timedelta(seconds=interval),
+        )
 
     @staticmethod
     def _ensure_indexes(table: Table, indexes: dict[str, Any]) -> None:

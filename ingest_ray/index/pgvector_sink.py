@@ -157,7 +157,7 @@ class PgVectorSink:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         conn = psycopg.connect(
-            self.settings.postgres_dsn,
+            self.settings.dsn,
             autocommit=True,
             connect_timeout=max(1, round(self.settings.postgres_connect_timeout_s)),
         )

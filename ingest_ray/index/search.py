@@ -10,8 +10,8 @@ from ingest_ray.text.settings import TextSettings
 
 
 def build_sink(settings: IndexSettings) -> IndexSink:
-    """The sink ``settings.index_backend`` names; nothing connects until its first call."""
-    if settings.index_backend == "pgvector":
+    """The sink ``settings.backend`` names; nothing connects until its first call."""
+    if settings.backend == "pgvector":
         from ingest_ray.index.pgvector_sink import PgVectorSink  # noqa: PLC0415 - optional backend
 
         return PgVectorSink(settings)

@@ -2,8 +2,8 @@
 
 The catalog names stages by these functions (``ingest_ray.stages.factories:<stage>``); a Ray
 actor calls one with the :class:`~ingest_ray.config.Settings` it was given. Each area's own
-settings (adapters, fetch, parse, text, index) read their environment variables on the node
-where the stage runs, overridden by ``Settings.sections[area]``.
+settings (adapters, fetch, parse, text, index, storage) read their environment variables on the
+node where the stage runs, overridden by ``Settings.sections[area]``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from ingest_ray.adapters.settings import AdapterSettings
 from ingest_ray.config import Settings
+from ingest_ray.errors import ConfigurationError
 from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.index.settings import IndexSettings
 from ingest_ray.parsing.settings import ParseSettings
@@ -25,7 +26,7 @@ from ingest_ray.stages.mapping import MappingStage
 from ingest_ray.stages.metadata import MetadataStage
 from ingest_ray.stages.mineru import MineruStage
 from ingest_ray.stages.pdf_fetch import PdfFetchStage
-from ingest_ray.storage.blobs import FileBlobStore
+from ingest_ray.storage import BlobStore, StorageSettings, open_blob_store
 from ingest_ray.text.settings import TextSettings
 
 S = TypeVar("S", bound=BaseSettings)
@@ -44,9 +45,15 @@ def adapter_settings(settings: Settings) -> AdapterSettings:
     )  # fmt: skip
 
 
-def blob_store(settings: Settings) -> FileBlobStore:
-    """The blob store every stage of this process reads and writes."""
-    return FileBlobStore(section(settings, "fetch", FetchSettings).blob_dir)
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store every stage (and the job API's upload) reads and writes: the one
+    ``sections["storage"]["blob_url"]`` or ``INGEST_RAY_BLOB_URL`` names."""
+    if "blob_dir" in settings.sections.get("fetch", {}):
+        raise ConfigurationError(
+            'sections["fetch"]["blob_dir"] is gone: set sections["storage"]["blob_url"] '
+            "(a path, file:///path or s3://bucket/prefix)"
+        )
+    return open_blob_store(section(settings, "storage", StorageSettings))
 
 
 def metadata(settings: Settings) -> Stage:
@@ -56,9 +63,8 @@ def metadata(settings: Settings) -> Stage:
 
 def pdf_fetch(settings: Settings) -> Stage:
     """The open-access chain and the safe fetcher."""
-    fetch = section(settings, "fetch", FetchSettings)
     return PdfFetchStage.from_settings(
-        adapter_settings(settings), fetch, FileBlobStore(fetch.blob_dir)
+        adapter_settings(settings), section(settings, "fetch", FetchSettings), blob_store(settings)
     )
 
 

@@ -18,7 +18,7 @@ from ingest_ray.parsing.errors import MissingPdfError, NoTextError
 from ingest_ray.parsing.parsers import PdfParser, parser_from_settings
 from ingest_ray.parsing.settings import ParseSettings
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
-from ingest_ray.storage.blobs import FileBlobStore
+from ingest_ray.storage.blobs import BlobStore
 
 
 class MineruStage(BaseStage):
@@ -28,7 +28,7 @@ class MineruStage(BaseStage):
     batch_size: ClassVar[int] = 1
 
     def __init__(
-        self, settings: ParseSettings, blobs: FileBlobStore, *, parser: PdfParser | None = None
+        self, settings: ParseSettings, blobs: BlobStore, *, parser: PdfParser | None = None
     ) -> None:
         self.settings = settings
         self.blobs = blobs

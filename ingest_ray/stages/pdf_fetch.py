@@ -1,6 +1,7 @@
 """The ``pdf_fetch`` stage: get the document's PDF into the blob store.
 
-- ``pdf_url`` source: that URL; ``pdf_path`` source: the local file.
+- ``pdf_url`` source: that URL; ``pdf_path`` source: the local file; ``pdf_blob`` source: a PDF
+  already in the artifact store (an upload through the job API), checked and handed on.
 - ``doi`` / ``openalex`` sources: the open-access chain (OpenAlex candidates from the metadata
   stage, then Unpaywall, then CORE).
 
@@ -41,6 +42,10 @@ class StageFetcher(PdfFetcher, Protocol):
 
     def store_local_pdf(self, path: Path) -> FetchedPdfLike:
         """Validate and store a local PDF file."""
+        ...
+
+    def adopt_blob(self, digest: str) -> FetchedPdfLike:
+        """Validate a PDF already in the blob store."""
         ...
 
     async def aclose(self) -> None:
@@ -129,6 +134,9 @@ class PdfFetchStage(BaseStage):
         if kind is SourceKind.PDF_PATH:
             pdf = await asyncio.to_thread(self._fetcher.store_local_pdf, Path(value))
             return _found(pdf, "local", None, [Attempt("local", None, "ok")])
+        if kind is SourceKind.PDF_BLOB:
+            pdf = await asyncio.to_thread(self._fetcher.adopt_blob, value)
+            return _found(pdf, "upload", None, [Attempt("upload", None, "ok")])
         if kind is SourceKind.TEXT:
             raise UnsupportedSourceError("a text source has no PDF; use the auto pipeline")
         return await self._from_chain(item)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from ingest_ray.storage.blobs import BlobStore
+from ingest_ray.storage.blobs import BlobStore, canonical_json
 from ingest_ray.text.bert import FloatArray
 from ingest_ray.text.chunker import Chunk
 from ingest_ray.text.errors import ArtifactMissingError, ContentFormatError
@@ -24,14 +24,14 @@ from ingest_ray.text.errors import ArtifactMissingError, ContentFormatError
 
 def put_json(blobs: BlobStore, value: Any) -> str:
     """Store a JSON document in the canonical encoding (equal values share one blob)."""
-    return blobs.put(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+    return blobs.put(canonical_json(value))
 
 
 def get_bytes(blobs: BlobStore, digest: str, what: str) -> bytes:
     """The blob ``digest``; a missing or malformed reference is a permanent error."""
     try:
         return blobs.get(digest)
-    except KeyError:
+    except ArtifactMissingError:
         raise ArtifactMissingError(f"{what} {digest} is not in the blob store") from None
     except ValueError as exc:
         raise ContentFormatError(f"{what} reference is not a sha256: {exc}") from exc

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from ingest_ray.errors import ConfigurationError, PermanentError
+from ingest_ray.storage.errors import ArtifactMissingError
+
+__all__ = ["ArtifactMissingError", "ContentFormatError", "EmbeddingModelError"]
 
 
 class EmbeddingModelError(ConfigurationError):
     """The embedding model (or its tokenizer) cannot be found or loaded; retrying will not help."""
-
-
-class ArtifactMissingError(PermanentError):
-    """An artifact an earlier stage reported (by sha256) is not in the blob store."""
 
 
 class ContentFormatError(PermanentError):

@@ -112,10 +112,13 @@ def test_jobs_upload_pdf_stores_blob_and_checks_magic_and_size(api_env: ApiEnv) 
     assert job["doc_key"].startswith("pdf:sha256:")
     stored = api_env.ledger.get(job["job_id"])
     assert stored.priority == 3 and stored.pipeline == "two_phase"
-    assert stored.metadata["source"]["kind"] == "pdf_path"
-    from pathlib import Path
+    # the upload is referenced by digest, so a stage on any node finds it in the shared store
+    assert stored.metadata["source"]["kind"] == "pdf_blob"
+    digest = stored.metadata["source"]["value"]
+    assert job["doc_key"] == f"pdf:sha256:{digest}"
+    from ingest_ray.stages.factories import blob_store
 
-    assert Path(stored.metadata["source"]["value"]).read_bytes() == pdf
+    assert blob_store(api_env.settings).get(digest) == pdf
     assert not_pdf.status_code == 415 and big.status_code == 413
     assert no_file.status_code in (400, 422)
 

@@ -1,4 +1,5 @@
-"""The index contract on both backends: LanceDB (embedded) and PostgreSQL + pgvector."""
+"""The index contract on both backends: LanceDB (embedded: a local directory, and on S3) and
+PostgreSQL + pgvector."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ from tests.unit.index.fakes import HashingEmbedder, document
 from tests.unit.index.sink_contract import SinkContract
 
 
-@pytest.fixture(params=["lancedb", "pgvector"])
+@pytest.fixture(params=["lancedb", "lancedb-s3", "pgvector"])
 def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexSink]:
     if request.param == "lancedb":
         built: IndexSink = LanceDbSink(IndexSettings(lancedb_dir=tmp_path / "index"))
+    elif request.param == "lancedb-s3":  # on the loopback S3 server (tests/s3server.py)
+        server = request.getfixturevalue("s3_env")
+        built = LanceDbSink(IndexSettings(index_uri=f"s3://{server.new_bucket()}/index"))
     else:
         built = PgVectorSink(request.getfixturevalue("pg_settings"))
     yield built

@@ -22,7 +22,7 @@ PDF = FIXTURES / "pdfs" / "sample-trivial-pdflatex-1page.pdf"
 
 def _fetch_settings(tmp_path: Path) -> FetchSettings:
     # loopback is allowed here only because the test server listens on 127.0.0.1
-    return FetchSettings(allow_loopback=True, blob_dir=tmp_path / "blobs", total_timeout_s=10.0)
+    return FetchSettings(allow_loopback=True, total_timeout_s=10.0)
 
 
 def test_chain_with_real_fetcher_skips_html_and_stores_pdf(

@@ -225,6 +225,20 @@ def test_pdf_fetch_stage_pdf_path_source_stores_local_file(
     assert fetcher.urls == []
 
 
+def test_pdf_fetch_stage_pdf_blob_source_hands_on_the_stored_upload(
+    settings: AdapterSettings, tmp_path: Path
+) -> None:
+    from ingest_ray.fetch import FetchSettings, SafeFetcher
+    from ingest_ray.storage import FileBlobStore
+
+    blobs = FileBlobStore(tmp_path / "blobs")
+    digest = blobs.put(b"%PDF-1.4 uploaded")
+    fetcher = SafeFetcher(FetchSettings(offline=True), blobs)
+    out = _pdf_fetch(settings, fetcher, _item(SourceKind.PDF_BLOB, digest, stage="pdf_fetch"))
+    assert (out.data["pdf_sha256"], out.data["pdf_source"]) == (digest, "upload")
+    assert out.data["pdf_size"] == len(b"%PDF-1.4 uploaded")
+
+
 def test_pdf_fetch_stage_refuses_text_source(settings: AdapterSettings) -> None:
     with pytest.raises(UnsupportedSourceError):
         _pdf_fetch(settings, FakeFetcher(), _item(SourceKind.TEXT, "words", stage="pdf_fetch"))

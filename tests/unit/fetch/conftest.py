@@ -28,13 +28,13 @@ def blobs(tmp_path: Path) -> FileBlobStore:
 @pytest.fixture
 def strict_settings(tmp_path: Path) -> FetchSettings:
     """Production posture: loopback refused."""
-    return FetchSettings(blob_dir=tmp_path / "blobs", total_timeout_s=10)
+    return FetchSettings(total_timeout_s=10)
 
 
 @pytest.fixture
 def loopback_settings(tmp_path: Path) -> FetchSettings:
     """Test posture: loopback (127.0.0.0/8, ::1) allowed so a local server can be reached."""
-    return FetchSettings(blob_dir=tmp_path / "blobs", total_timeout_s=10, allow_loopback=True)
+    return FetchSettings(total_timeout_s=10, allow_loopback=True)
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def test_fetch_pdf_stops_after_max_redirects(
     resolver: FakeResolver,
     tripwire: TripwireBackend,
 ) -> None:
-    settings = FetchSettings(allow_loopback=True, max_redirects=2, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True, max_redirects=2)
     with LoopbackServer({"/loop": redirect_to("/loop")}) as server:
         fetcher = _fetcher(settings, blobs, resolver, tripwire)
         with pytest.raises(TooManyRedirectsError):
@@ -172,7 +172,7 @@ def test_fetch_pdf_aborts_a_streamed_body_over_the_cap(
     tmp_path: Path, blobs: FileBlobStore, resolver: FakeResolver, tripwire: TripwireBackend
 ) -> None:
     total = 64 * 1024 * 1024
-    settings = FetchSettings(allow_loopback=True, max_bytes=256 * 1024, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True, max_bytes=256 * 1024)
     with LoopbackServer({"/huge.pdf": endless_pdf("huge", total)}) as server:
         fetcher = _fetcher(settings, blobs, resolver, tripwire)
         with pytest.raises(PdfTooLargeError):
@@ -186,7 +186,7 @@ def test_fetch_pdf_aborts_a_streamed_body_over_the_cap(
 def test_fetch_pdf_refuses_an_announced_oversize_body(
     tmp_path: Path, blobs: FileBlobStore, resolver: FakeResolver, tripwire: TripwireBackend
 ) -> None:
-    settings = FetchSettings(allow_loopback=True, max_bytes=1000, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True, max_bytes=1000)
     body = b"%PDF-1.4\n" + b"x" * 5000
     with LoopbackServer({"/big.pdf": serve_bytes(body)}) as server:
         fetcher = _fetcher(settings, blobs, resolver, tripwire)
@@ -249,7 +249,7 @@ def test_fetch_pdf_refuses_a_compressed_response(
 def test_fetch_pdf_gives_up_after_the_total_timeout(
     tmp_path: Path, blobs: FileBlobStore, resolver: FakeResolver, tripwire: TripwireBackend
 ) -> None:
-    settings = FetchSettings(allow_loopback=True, total_timeout_s=0.3, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True, total_timeout_s=0.3)
     with LoopbackServer({"/slow.pdf": stalls_after(b"%PDF-1.4\n")}) as server:
         fetcher = _fetcher(settings, blobs, resolver, tripwire)
         with pytest.raises(FetchFailedError, match=r"took longer than 0\.3s") as caught:

@@ -1,4 +1,5 @@
-"""store_local_pdf: local files are checked (regular file, size, magic, roots) and stored."""
+"""store_local_pdf: local files are checked (regular file, size, magic, roots) and stored;
+adopt_blob: an uploaded PDF already in the store gets the same checks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ingest_ray.fetch import (
     PdfTooLargeError,
     SafeFetcher,
 )
-from ingest_ray.storage import FileBlobStore
+from ingest_ray.storage import ArtifactMissingError, FileBlobStore
 from tests.unit.fetch.conftest import PDFS
 
 
@@ -52,7 +53,7 @@ def test_store_local_pdf_refuses_html(
 
 
 def test_store_local_pdf_refuses_a_file_over_the_cap(blobs: FileBlobStore, tmp_path: Path) -> None:
-    settings = FetchSettings(max_bytes=10_000, blob_dir=tmp_path)
+    settings = FetchSettings(max_bytes=10_000)
     with pytest.raises(PdfTooLargeError):
         SafeFetcher(settings, blobs).store_local_pdf(PDFS / "sample-trivial-pdflatex-1page.pdf")
 
@@ -85,9 +86,33 @@ def test_store_local_pdf_confines_paths_to_local_roots(
     inside.write_bytes((PDFS / "sample-trivial-pdflatex-1page.pdf").read_bytes())
     escape = root / "escape.pdf"
     escape.symlink_to(PDFS / "sample-pdflatex-4pages.pdf")
-    fetcher = SafeFetcher(FetchSettings(local_roots=(root,), blob_dir=tmp_path), blobs)
+    fetcher = SafeFetcher(FetchSettings(local_roots=(root,)), blobs)
     assert fetcher.store_local_pdf(inside).size == inside.stat().st_size
     with pytest.raises(FetchRefusedError, match="outside the allowed local roots"):
         fetcher.store_local_pdf(escape)
     with pytest.raises(FetchRefusedError, match="outside the allowed local roots"):
         fetcher.store_local_pdf(root / ".." / ".." / "etc" / "passwd")
+
+
+def test_adopt_blob_checks_an_uploaded_pdf_and_keeps_its_digest(
+    strict_settings: FetchSettings, blobs: FileBlobStore
+) -> None:
+    data = (PDFS / "sample-trivial-pdflatex-1page.pdf").read_bytes()
+    digest = blobs.put(data)
+    fetched = SafeFetcher(strict_settings, blobs).adopt_blob(digest)
+    assert (fetched.sha256, fetched.size, fetched.final_url) == (digest, len(data), None)
+
+
+def test_adopt_blob_refuses_missing_non_pdf_oversized_and_malformed_refs(
+    blobs: FileBlobStore,
+) -> None:
+    fetcher = SafeFetcher(FetchSettings(max_bytes=1000), blobs)
+    html, big = blobs.put(b"<html>log in</html>"), blobs.put(b"%PDF-" + b"0" * 2000)
+    with pytest.raises(ArtifactMissingError):
+        fetcher.adopt_blob("0" * 64)
+    with pytest.raises(NotAPdfError):
+        fetcher.adopt_blob(html)
+    with pytest.raises(PdfTooLargeError):
+        fetcher.adopt_blob(big)
+    with pytest.raises(FetchRefusedError):
+        fetcher.adopt_blob("../../etc/passwd")

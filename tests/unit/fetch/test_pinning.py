@@ -127,7 +127,7 @@ def test_fetch_pdf_over_tls_verifies_the_host_name_not_the_address(
     tls_material: tuple[Path, ssl.SSLContext],
 ) -> None:
     ca_bundle, server_context = tls_material
-    settings = FetchSettings(allow_loopback=True, ca_bundle=ca_bundle, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True, ca_bundle=ca_bundle)
     resolver = FakeResolver({"pdfs.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
     routes = {"/paper.pdf": serve_bytes(pdf_bytes)}
     with LoopbackServer(routes, tls=server_context) as server:
@@ -152,7 +152,7 @@ def test_fetch_pdf_over_tls_refuses_a_certificate_from_an_unknown_ca(
     tls_material: tuple[Path, ssl.SSLContext],
 ) -> None:
     _, server_context = tls_material
-    settings = FetchSettings(allow_loopback=True, blob_dir=tmp_path)
+    settings = FetchSettings(allow_loopback=True)
     resolver = FakeResolver({"pdfs.test": [["127.0.0.1"]]})
     with LoopbackServer({"/paper.pdf": serve_bytes(pdf_bytes)}, tls=server_context) as server:
         fetcher = SafeFetcher(settings, blobs, resolver=resolver, network_backend=tripwire)

@@ -31,17 +31,14 @@ def test_fetch_settings_defaults_are_safe() -> None:
     assert settings.max_redirects == 5
     assert settings.allow_loopback is False
     assert settings.allowed_schemes == frozenset({"http", "https"})
-    assert settings.blob_dir.parts[-2:] == ("ingest-ray", "blobs")
 
 
 def test_fetch_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_RAY_FETCH_MAX_BYTES", "1234")
     monkeypatch.setenv("INGEST_RAY_FETCH_ALLOWED_SCHEMES", '["https"]')
-    monkeypatch.setenv("INGEST_RAY_BLOB_DIR", "/srv/blobs")
     settings = FetchSettings()
     assert settings.max_bytes == 1234
     assert settings.allowed_schemes == frozenset({"https"})
-    assert str(settings.blob_dir) == "/srv/blobs"
 
 
 @pytest.mark.parametrize("schemes", [{"ftp"}, {"http", "file"}, set()])
