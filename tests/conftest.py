@@ -26,7 +26,16 @@ from ingest_ray.kafka.health import check_kafka
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.stack.launcher import LocalStack
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: the shared fixtures next to the checkout (``/work/shared`` for ``/work/main`` and for the
+#: worktrees under ``/work/wt/``): the nearest ancestor that has ``shared/fixtures``
+FIXTURES = next(
+    (
+        parent / "shared" / "fixtures"
+        for parent in Path(__file__).resolve().parents
+        if (parent / "shared" / "fixtures").is_dir()
+    ),
+    Path(__file__).resolve().parents[1].parent / "shared" / "fixtures",
+)
 
 
 def in_ci() -> bool:
