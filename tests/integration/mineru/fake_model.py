@@ -23,6 +23,10 @@ from ingest_ray.parsing import worker
 
 #: every call of the replaced model: (page count of the PDF it was given, effort)
 CALLS: list[tuple[int, str]] = []
+#: calls started (a call MinerU's caller gave up on still runs to its end in its thread)
+STARTED: list[float] = []
+#: seconds each call takes on top of the parse (a slow "GPU", to cancel or time out a task)
+DELAY_S = 0.0
 
 
 def pdfium_analyze_pdf(
@@ -38,6 +42,8 @@ def pdfium_analyze_pdf(
     from mineru.backend.analysis.pdf import pipeline
 
     started = time.perf_counter()
+    STARTED.append(started)
+    time.sleep(DELAY_S)
     sizes = _page_sizes(file_bytes)
     with tempfile.TemporaryDirectory(prefix="fake-mineru-model-") as tmp:
         path = Path(tmp) / "in.pdf"
