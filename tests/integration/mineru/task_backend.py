@@ -14,6 +14,7 @@ models (``JobAsyncResponse``, ``JobFileResult``, ``ErrorDetail``), and ends a jo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -86,7 +87,9 @@ class PdfiumTaskBackend:
         path = self.store.blobs.get(sha256sum)
         return None if path is None else TaskUpload(path, filename, path.stat().st_size, sha256sum)
 
-    async def submit(self, body: CreateJobRequest, uploads: dict[int, TaskUpload]) -> dict[str, Any]:
+    async def submit(
+        self, body: CreateJobRequest, uploads: dict[int, TaskUpload]
+    ) -> dict[str, Any]:
         """Keep the uploads, create the job record, start it; MinerU's job payload back."""
         job_id = f"job_{next(self.store.serial):024x}"
         paths = []
@@ -126,10 +129,8 @@ class PdfiumTaskBackend:
     async def wait(self, task_id: str, timeout: float) -> dict[str, Any]:
         """Wait for the job to end, at most ``timeout`` seconds (the job keeps running)."""
         job = self._job(task_id)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(job.done.wait(), timeout)
-        except TimeoutError:
-            pass
         return _dump(job)
 
     async def read_output(self, file_id: str) -> bytes:

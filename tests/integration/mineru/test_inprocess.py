@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -53,7 +53,9 @@ def test_inprocess_parses_through_minerus_entry_point(pdfium_model: None) -> Non
     parser = parser_from_settings(_settings())
     assert isinstance(parser, MineruInProcessParser)
     calls = len(fake_model.CALLS)
-    four, encrypted = _parse_many(_settings(), [pdf("sample-pdflatex-4pages"), pdf("sample-libreoffice-password")])
+    four, encrypted = _parse_many(
+        _settings(), [pdf("sample-pdflatex-4pages"), pdf("sample-libreoffice-password")]
+    )
     assert isinstance(encrypted, EncryptedPdfError)  # the probe refuses it before MinerU
     assert fake_model.CALLS[calls:] == [(4, "medium")]  # tier basic = MinerU's "medium" effort
     assert four.parser == "mineru" and four.pages == 4
@@ -74,9 +76,7 @@ def test_inprocess_runs_page_ranges_through_minerus_page_range(pdfium_model: Non
     ]
 
 
-def test_the_stage_runs_minerus_entry_point_in_process(
-    pdfium_model: None, tmp_path: Path
-) -> None:
+def test_the_stage_runs_minerus_entry_point_in_process(pdfium_model: None, tmp_path: Path) -> None:
     blobs = FileBlobStore(tmp_path / "blobs")
     digests = [blobs.put(pdf(n).read_bytes()) for n in ("sample-pdflatex-4pages", "sample-trivial")]
     stage = MineruStage(_settings(), blobs)
@@ -136,7 +136,7 @@ def test_minerus_exceptions_map_to_ours(
 
 
 class _OpenAiStandIn(BaseHTTPRequestHandler):
-    seen: list[tuple[str, str | None]] = []
+    seen: ClassVar[list[tuple[str, str | None]]] = []
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

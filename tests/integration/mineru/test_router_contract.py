@@ -162,7 +162,9 @@ def test_the_api_parser_splits_a_long_pdf_and_merges_it_in_page_order(router: Ro
     pages = [i["page_idx"] for i in split.content_list]
     assert pages == sorted(pages) and set(pages) == set(range(16))
     assert split.pages == whole.pages == 16 and split.failed_pages == ()
-    assert [i.get("text") for i in split.content_list] == [i.get("text") for i in whole.content_list]
+    assert [i.get("text") for i in split.content_list] == [
+        i.get("text") for i in whole.content_list
+    ]
 
 
 def test_the_api_parser_fails_only_the_bad_document_of_a_batch(router: Router) -> None:

@@ -68,6 +68,7 @@ class FakeMineru:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    most_open: int = 0  # v1: most tasks not yet ended at any submission (requests in flight)
 
     def results(self, stems: list[str]) -> dict[str, Any]:
         content = json.dumps(CONTENT_LIST) if self.content_list_as_string else CONTENT_LIST
@@ -239,6 +240,8 @@ def _v1_submit(h: _Handler) -> None:
         return
     task_id = "job_" + uuid.uuid4().hex[:24]
     with state.lock:
+        still_open = sum(t["status"] not in _TERMINAL for t in state.tasks.values())
+        state.most_open = max(state.most_open, still_open + 1)
         state.queries.append(query)
         state.uploads.extend(files)
         pages = [page_count(data) for _, data in files]
