@@ -222,7 +222,9 @@ def _now() -> str:
 def build_app(root: Path | None = None) -> FastAPI:
     """MinerU's task router on a FastAPI app, with MinerU's error envelopes and a health route."""
     app = FastAPI(title="MinerU task router (pdfium model)")
-    app.state.task_store = TaskStore(Path(root or tempfile.mkdtemp(prefix="mineru-tasks-")))
+    store = TaskStore(Path(root or tempfile.mkdtemp(prefix="mineru-tasks-")))
+    store.root.mkdir(parents=True, exist_ok=True)
+    app.state.task_store = store
 
     @app.exception_handler(ApiServerError)
     async def _api_error(request: Request, exc: ApiServerError) -> Any:
