@@ -124,8 +124,9 @@ def run_one(config: Config, args: argparse.Namespace, blobs: FileBlobStore,
         "server_busy": round(sum(busy) / (wall * len(gpus)), 3),
         # the same from the first task's start to the last one's end (the backlog period)
         "server_busy_backlog": round(sum(backlog) / ((last - first) * len(gpus)), 3),
-        "ideal_pages_per_s": round(
-            config.servers * args.slots / (args.page_time + args.call_overhead / args.pages_avg), 2
+        # what the servers could do with this run's requests if they never waited
+        "ceiling_pages_per_s": round(
+            config.servers * args.slots / (args.page_time + args.call_overhead * tasks / pages), 2
         ),
     }
 
