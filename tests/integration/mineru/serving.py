@@ -14,13 +14,15 @@ import uvicorn
 
 
 @contextmanager
-def serve(app: Any, *, startup_timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` on ``127.0.0.1`` (a free port); yields its base URL."""
+def serve(app: Any, *, port: int = 0, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1`` (``port``, or a free one); yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

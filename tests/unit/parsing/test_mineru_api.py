@@ -1,6 +1,7 @@
 """MineruClient against the loopback stand-in: both API generations and their faults (busy,
 5xx, failed, partial and cancelled tasks, malformed bodies, timeouts, an unreachable server),
-and what the requests carry. MinerU's real server code is exercised in tests/integration/mineru.
+and what the requests carry. The happy paths of MinerU 4.x run against MinerU's own server code
+in tests/integration/mineru; MinerU 2.x/3.x (which cannot be installed next to 4.x) only here.
 """
 
 from __future__ import annotations
@@ -111,14 +112,6 @@ def test_mineru_client_v1_submits_polls_and_reads_the_middle_json(pdf3: Path) ->
     }  # fmt: skip
     polls = [p for m, p in server.requests if m == "GET" and p.startswith("/v1/tasks/")]
     assert len(polls) >= 3 and polls[-1].endswith("/result")
-
-
-def test_mineru_client_v1_sends_several_files_in_one_task(pdf: Path, pdf3: Path) -> None:
-    with serve_mineru(FakeMineru(generation="v1")) as server:
-        outcomes = _parse_files(_settings(server.url), [pdf, pdf3, pdf])
-    assert [len(o) for o in outcomes if isinstance(o, list)] == [2, 4, 2]
-    assert [name for name, _ in server.uploads] == ["f000.pdf", "f001.pdf", "f002.pdf"]
-    assert [p for m, p in server.requests if m == "POST"] == ["/v1/tasks"]
 
 
 def test_mineru_client_v1_partial_keeps_the_files_that_parsed(pdf: Path) -> None:
