@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _check(tmp_path: Path, path: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": path, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "MINERU_HOME": str(tmp_path / "mineru")}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu.check", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
