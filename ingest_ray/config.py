@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     mineru_num_gpus: float = Field(default=0.0, ge=0)
     mineru_resource: str | None = None
     mineru_pool_max: int = Field(default=1, ge=1)
-    mineru_timeout_s: float = Field(default=600.0, gt=0)
+    #: one mineru call parses a batch (up to the pool's batch_size documents), so this bounds
+    #: the batch, not one document
+    mineru_timeout_s: float = Field(default=1800.0, gt=0)
     #: per-area overrides passed to the stages' own settings, e.g.
     #: ``{"storage": {"blob_url": "s3://bkt/blobs"}, "index": {"index_uri": "postgresql://h/db"}}``;
     #: areas: adapters, fetch, parse, text, index, storage. They travel with the settings into

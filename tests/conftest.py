@@ -27,12 +27,21 @@ from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.stack.launcher import LocalStack
 from tests.s3server import S3Server, moto_available
 
-#: ``../shared/fixtures`` beside the checkout; INGEST_RAY_TEST_FIXTURES points elsewhere (a git
-#: worktree that does not sit beside shared/)
-FIXTURES = Path(
-    os.environ.get("INGEST_RAY_TEST_FIXTURES")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-)
+
+def _fixtures_dir() -> Path:
+    """INGEST_RAY_TEST_FIXTURES when set, else the nearest ancestor of this checkout that has
+    ``shared/fixtures`` (``/work/shared`` for ``/work/main`` and for worktrees beside it)."""
+    if os.environ.get("INGEST_RAY_TEST_FIXTURES"):
+        return Path(os.environ["INGEST_RAY_TEST_FIXTURES"])
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "fixtures").is_dir():
+            return parent / "shared" / "fixtures"
+    return here.parents[1].parent / "shared" / "fixtures"
+
+
+#: the shared fixtures (real PDFs and captured API responses; see SOURCES.md there)
+FIXTURES = _fixtures_dir()
 
 
 def in_ci() -> bool:

@@ -64,7 +64,12 @@ class MineruRequestError(ParseError, PermanentError):
 
 
 class MineruTaskFailedError(ParseError, PermanentError):
-    """MinerU ran the task and reported that it failed."""
+    """MinerU ran the task (or this file of it) and reported that it failed."""
+
+
+class MineruTaskCanceledError(ParseError, RetryableError):
+    """MinerU cancelled the task (a server shutting down cancels what it holds), or a file of
+    it never ran: nothing is wrong with the document, it is worth sending again."""
 
 
 class MineruResultError(ParseError, PermanentError):

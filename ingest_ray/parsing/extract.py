@@ -14,6 +14,7 @@ import ctypes
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -95,6 +96,16 @@ class _LineBuilder:
 def open_document(data: bytes) -> Any:
     """Open PDF bytes with pdfium (raises ``pdfium.PdfiumError`` with an ``err_code``)."""
     return pdfium.PdfDocument(data)
+
+
+def write_pages(document: Any, start: int, end: int, target: Path) -> None:
+    """Write pages ``[start, end)`` of ``document`` to ``target`` as a PDF of their own."""
+    part = pdfium.PdfDocument.new()
+    try:
+        part.import_pages(document, list(range(start, end)))
+        part.save(str(target))
+    finally:
+        part.close()
 
 
 def is_password_error(exc: Exception) -> bool:

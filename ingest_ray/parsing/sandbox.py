@@ -30,7 +30,7 @@ from ingest_ray.parsing.errors import (
 )
 from ingest_ray.parsing.settings import ParseSettings
 
-Operation = Literal["parse", "probe"]
+Operation = Literal["parse", "probe", "split"]
 
 _ERRORS: dict[str, type[ParseError]] = {
     "encrypted": EncryptedPdfError,
@@ -44,17 +44,30 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 @dataclass(frozen=True, slots=True)
 class SandboxAnswer:
-    """What the child found: the page count, and for ``parse`` the content list."""
+    """What the child found: the page count, for ``parse`` the content list, for ``split``
+    the page-range files it wrote (``(start, end, path)``; empty when short enough)."""
 
     pages: int
     items: list[dict[str, Any]] | None
     repaired: bool
+    parts: tuple[tuple[int, int, Path], ...] = ()
 
 
-async def run_sandboxed(op: Operation, pdf: Path, settings: ParseSettings) -> SandboxAnswer:
-    """Probe or parse ``pdf`` in a fresh child under the settings' limits."""
+async def run_sandboxed(
+    op: Operation,
+    pdf: Path,
+    settings: ParseSettings,
+    *,
+    split_pages: int = 0,
+    out: Path | None = None,
+) -> SandboxAnswer:
+    """Probe, parse or split ``pdf`` in a fresh child under the settings' limits (``split``
+    writes its page ranges of at most ``split_pages`` pages into ``out``)."""
+    command = _command(op, pdf, settings)
+    if op == "split":
+        command += ["--split-pages", str(split_pages), "--out", str(out or pdf.parent)]
     proc = await asyncio.create_subprocess_exec(
-        *_command(op, pdf, settings),
+        *command,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -113,6 +126,7 @@ def _answer(
             pages=int(answer["pages"]),
             items=answer.get("items"),
             repaired=bool(answer.get("repaired")),
+            parts=tuple((int(a), int(b), Path(p)) for a, b, p in answer.get("parts") or ()),
         )
     if answer is not None and answer.get("error") in _ERRORS:
         raise _ERRORS[answer["error"]](str(answer.get("message") or answer["error"]))

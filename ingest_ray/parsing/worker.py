@@ -1,9 +1,10 @@
-"""The sandboxed parser child: ``python -m ingest_ray.parsing.worker {parse|probe} PDF [limits]``.
+"""The sandboxed parser child: ``python -m ingest_ray.parsing.worker {parse|probe|split} PDF``.
 
 It caps its own address space (``RLIMIT_AS``), CPU time and core dumps *before* loading pdfium,
 opens the PDF (rebuilding a malformed one once, see :mod:`ingest_ray.parsing.repair`), refuses
 more than ``--max-pages`` pages, and writes exactly one JSON answer to stdout:
-``{"ok": true, "pages", "items"?, "repaired"}`` or ``{"ok": false, "error", "message"}`` with
+``{"ok": true, "pages", "items"?, "parts"?, "repaired"}`` or ``{"ok": false, "error", "message"}``
+with
 ``error`` one of ``encrypted``, ``broken``, ``too_many_pages``, ``memory``. Anything else (a
 crash, a signal) is judged by the parent from the exit status. Kept free of heavy imports so the
 child starts fast and small.
@@ -29,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     apply_limits(memory_mb=args.memory_mb, cpu_s=args.cpu_s)
     try:
-        answer = run(args.op, Path(args.path), max_pages=args.max_pages)
+        answer = run(
+            args.op,
+            Path(args.path),
+            max_pages=args.max_pages,
+            split_pages=args.split_pages,
+            out=Path(args.out) if args.out else None,
+        )
         payload = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
     except MemoryError:
         os.write(sys.stdout.fileno(), _MEMORY_ANSWER)
@@ -51,8 +58,12 @@ def apply_limits(*, memory_mb: int, cpu_s: int) -> None:
     _cap(resource.RLIMIT_CORE, 0)
 
 
-def run(op: str, path: Path, *, max_pages: int) -> dict[str, Any]:
-    """Open ``path`` and probe it (page count) or parse it into a content list."""
+def run(
+    op: str, path: Path, *, max_pages: int, split_pages: int = 0, out: Path | None = None
+) -> dict[str, Any]:
+    """Open ``path`` and probe it (page count), parse it into a content list, or split it into
+    PDFs of at most ``split_pages`` pages each, written to ``out`` (``parts``: start, end, path;
+    none when it is short enough)."""
     # pdfium is loaded only now, under the limits
     from ingest_ray.parsing import extract  # noqa: PLC0415
     from ingest_ray.parsing.layout import build_content_list  # noqa: PLC0415
@@ -67,6 +78,9 @@ def run(op: str, path: Path, *, max_pages: int) -> dict[str, Any]:
             return _error("too_many_pages", f"{pages} pages, more than the limit of {max_pages}")
         if op == "probe":
             return {"ok": True, "pages": pages, "repaired": repaired}
+        if op == "split":
+            parts = _split(document, pages, split_pages, out or path.parent)
+            return {"ok": True, "pages": pages, "repaired": repaired, "parts": parts}
         try:
             lines, page_infos = extract.extract(document)
         except extract.PdfiumError as exc:
@@ -100,6 +114,21 @@ def _open(data: bytes) -> tuple[Any, bool] | dict[str, Any]:
     return document, True
 
 
+def _split(document: Any, pages: int, split_pages: int, out: Path) -> list[list[Any]]:
+    from ingest_ray.parsing import extract  # noqa: PLC0415 - after the limits, see run()
+    from ingest_ray.parsing.batching import split_ranges  # noqa: PLC0415
+
+    ranges = split_ranges(pages, split_pages)
+    if len(ranges) == 1:
+        return []
+    parts: list[list[Any]] = []
+    for start, end in ranges:
+        target = out / f"pages-{start:05d}-{end:05d}.pdf"
+        extract.write_pages(document, start, end, target)
+        parts.append([start, end, str(target)])
+    return parts
+
+
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": kind, "message": message}
 
@@ -115,11 +144,13 @@ def _cap(limit: int, value: int) -> None:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ingest_ray.parsing.worker")
-    parser.add_argument("op", choices=("parse", "probe"))
+    parser.add_argument("op", choices=("parse", "probe", "split"))
     parser.add_argument("path")
     parser.add_argument("--max-pages", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-s", type=int, required=True)
+    parser.add_argument("--split-pages", type=int, default=0)
+    parser.add_argument("--out", default="")
     return parser.parse_args(argv)
 
 

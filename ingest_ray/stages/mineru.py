@@ -1,31 +1,38 @@
-"""The ``mineru`` stage: the fetched PDF in, MinerU's content list out (into the blob store).
+"""The ``mineru`` stage: the fetched PDFs in, MinerU's content lists out (into the blob store).
 
-Reads ``outputs["pdf_fetch"]["pdf_sha256"]``, parses that blob with the parser the settings pick
-(MinerU's HTTP API when ``mineru_url`` is set, MinerU in-process when the package is importable
-and the mode allows it, else the sandboxed CPU parser), stores the content list with
-``put_json`` and hands on ``{"content_sha256", "pages", "items", "parser"}``. A document that
-cannot be parsed (encrypted, broken, too long, too slow, too big, or without any text) fails its
-job with a permanent error; a busy MinerU server is a retryable one.
+Reads ``outputs["pdf_fetch"]["pdf_sha256"]`` of each job, parses the blobs with the parser the
+settings pick (MinerU's HTTP API when server URLs are set, MinerU in-process when it can run
+here, else the sandboxed CPU parser), stores each content list with ``put_json`` and hands on
+``{"content_sha256", "pages", "items", "parser", "failed_pages"}``. A batch of jobs is parsed
+together (``run_batch``): MinerU gets several documents per request up to a page budget, long
+PDFs split into page ranges that run in parallel, and ``k`` requests in flight per server (see
+:mod:`ingest_ray.parsing.planned`). A document that cannot be parsed (encrypted, broken, too
+long, too slow, too big, or without any text) fails its job with a permanent error; a busy or
+failing MinerU server is a retryable one. Pages MinerU failed on while the rest parsed are
+listed in ``failed_pages`` (0-based) and the document goes on without them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from ingest_ray.errors import IngestError
 from ingest_ray.parsing.content import has_text
 from ingest_ray.parsing.errors import MissingPdfError, NoTextError
-from ingest_ray.parsing.parsers import PdfParser, parser_from_settings
+from ingest_ray.parsing.parsers import ParseResult, PdfParser, parser_from_settings
 from ingest_ray.parsing.settings import ParseSettings
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
 from ingest_ray.storage.blobs import BlobStore
 
 
 class MineruStage(BaseStage):
-    """Parse a job's PDF into MinerU's content list (one PDF at a time per actor)."""
+    """Parse jobs' PDFs into MinerU's content list, a batch at a time."""
 
     name: ClassVar[str] = "mineru"
-    batch_size: ClassVar[int] = 1
+    #: jobs per call at most (the pool's ``batch_size`` decides how many it hands over)
+    batch_size: ClassVar[int] = 8
 
     def __init__(
         self, settings: ParseSettings, blobs: BlobStore, *, parser: PdfParser | None = None
@@ -35,31 +42,46 @@ class MineruStage(BaseStage):
         self.parser = parser if parser is not None else parser_from_settings(settings)
 
     async def run(self, item: StageInput) -> StageOutput:
-        """Parse, store the content list, return its digest and counts."""
-        try:
-            return await self._run(item)
-        except IngestError as exc:
-            exc.job_id = exc.job_id or item.job_id
-            exc.stage = exc.stage or self.name
-            raise
+        """Parse one job's PDF (a batch of one)."""
+        (result,) = await self.run_batch([item])
+        if isinstance(result, IngestError):
+            raise result
+        return result
+
+    async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
+        """Parse the batch's PDFs together; one output or error per job, in order."""
+        found: list[Path | IngestError] = [self._pdf(item) for item in items]
+        paths = [p for p in found if isinstance(p, Path)]
+        parsed = iter(await self.parser.parse_many(paths) if paths else [])
+        results: list[StageOutput | IngestError] = []
+        for item, path in zip(items, found, strict=True):
+            outcome = path if isinstance(path, IngestError) else next(parsed)
+            result = outcome if isinstance(outcome, IngestError) else self._store(outcome)
+            if isinstance(result, IngestError):
+                result.job_id = result.job_id or item.job_id
+                result.stage = result.stage or self.name
+            results.append(result)
+        return results
 
     async def aclose(self) -> None:
-        """Close the parser (its HTTP client)."""
+        """Close the parser (its HTTP clients)."""
         await self.parser.aclose()
 
-    async def _run(self, item: StageInput) -> StageOutput:
+    def _pdf(self, item: StageInput) -> Path | IngestError:
         digest = (item.outputs.get("pdf_fetch") or {}).get("pdf_sha256")
         if not isinstance(digest, str):
-            raise MissingPdfError("no pdf_fetch output with a pdf_sha256 to parse")
+            return MissingPdfError("no pdf_fetch output with a pdf_sha256 to parse")
         try:
             path = self.blobs.path(digest)
-        except ValueError as exc:
-            raise MissingPdfError(f"pdf_sha256 is not a sha256 digest: {digest!r}") from exc
+        except ValueError:
+            return MissingPdfError(f"pdf_sha256 is not a sha256 digest: {digest!r}")
         if not path.is_file():
-            raise MissingPdfError(f"the fetched PDF {digest} is not in the blob store")
-        result = await self.parser.parse(path)
+            return MissingPdfError(f"the fetched PDF {digest} is not in the blob store")
+        return path
+
+    def _store(self, result: ParseResult) -> StageOutput | IngestError:
         if not has_text(result.content_list):
-            raise NoTextError(
+            return NoTextError(
                 f"{result.parser} found no text in {result.pages} page(s); a scanned PDF needs "
                 "MinerU (OCR), the CPU parser reads only a text layer"
             )
@@ -70,5 +92,6 @@ class MineruStage(BaseStage):
                 "pages": result.pages,
                 "items": len(result.content_list),
                 "parser": result.parser,
+                "failed_pages": list(result.failed_pages),
             }
         )

@@ -5,6 +5,8 @@ entries and becomes entry L); a run of headings with no text between them is car
 next section, so no chunk is a bare heading unless the document ends with one. Each section is
 split by semchunk at the most meaningful boundary that keeps a chunk within ``max_tokens`` of
 the model's own wordpieces, consecutive chunks of one section sharing up to ``overlap_tokens``.
+Tables, equations and code are never cut: each such block lands whole in one chunk (with the
+text around it when that fits), and only one longer than a chunk is split, at its row breaks.
 Pages are 1-based (``page_idx + 1``): ``page_start``/``page_end`` span the blocks a chunk covers,
 ``None`` when the source has no pages.
 """
@@ -56,11 +58,13 @@ class _Section:
     path: tuple[str, ...]
     texts: list[str] = field(default_factory=list)
     pages: list[int | None] = field(default_factory=list)
+    atomic: list[bool] = field(default_factory=list)
     has_body: bool = False
 
-    def add(self, text: str, page: int | None) -> None:
+    def add(self, text: str, page: int | None, *, atomic: bool = False) -> None:
         self.texts.append(text)
         self.pages.append(page)
+        self.atomic.append(atomic)
 
     def pages_between(self, starts: Sequence[int], begin: int, end: int) -> list[int]:
         """Known pages of the blocks that the span ``[begin, end)`` of the joined text covers."""
@@ -79,7 +83,7 @@ def build_sections(items: Sequence[ContentItem]) -> list[_Section]:
         if not text:
             continue
         if level is None:
-            current.add(text, item.page)
+            current.add(text, item.page, atomic=item.atomic)
             current.has_body = True
             continue
         if current.has_body:
@@ -142,7 +146,7 @@ class Chunker:
         for section in sections:
             text = _SEPARATOR.join(section.texts)
             starts = _block_starts(section.texts)
-            for begin, end in self.split(text):
+            for begin, end in self._section_spans(section, text, starts):
                 pages = section.pages_between(starts, begin, end)
                 piece = text[begin:end]
                 chunks.append(
@@ -156,6 +160,40 @@ class Chunker:
                     )
                 )
         return chunks
+
+    def _section_spans(
+        self, section: _Section, text: str, starts: Sequence[int]
+    ) -> list[tuple[int, int]]:
+        """Spans of one section: runs of plain blocks split by :meth:`split`, each atomic
+        block whole (or, longer than a chunk, split without overlap), then neighbours joined
+        where an atomic block and its surroundings fit in one chunk."""
+        if not any(section.atomic):
+            return self.split(text)
+        pieces: list[tuple[int, int, bool]] = []
+        for first, last, atomic in _runs(section.atomic):
+            begin, end = starts[first], starts[last] + len(section.texts[last])
+            body = text[begin:end]
+            if atomic and self._count(body) <= self.max_tokens:
+                inner = [(0, len(body))]
+            else:
+                inner = self._semchunk(body, None) if atomic else self.split(body)
+            pieces.extend((begin + b, begin + e, atomic) for b, e in inner)
+        return self._joined(text, pieces)
+
+    def _joined(self, text: str, pieces: Sequence[tuple[int, int, bool]]) -> list[tuple[int, int]]:
+        spans: list[list[Any]] = []
+        for begin, end, atomic in pieces:
+            if spans:
+                last = spans[-1]
+                if (
+                    (atomic or last[2])
+                    and last[1] <= begin
+                    and self._count(text[last[0] : end]) <= self.max_tokens
+                ):
+                    last[1], last[2] = end, True
+                    continue
+            spans.append([begin, end, atomic])
+        return [(begin, end) for begin, end, _ in spans]
 
     def split(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text``'s chunks, each within ``max_tokens``, overlapping."""
@@ -183,6 +221,18 @@ class Chunker:
         if not isinstance(result, tuple):  # offsets=True always returns (chunks, offsets)
             raise TypeError("semchunk returned no offsets")
         return [(int(begin), int(end)) for begin, end in result[1]]
+
+
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int, bool]]:
+    """``(first, last, atomic)`` block index ranges: each atomic block alone, plain ones in
+    maximal runs."""
+    runs: list[tuple[int, int, bool]] = []
+    for index, atomic in enumerate(flags):
+        if runs and not atomic and not runs[-1][2]:
+            runs[-1] = (runs[-1][0], index, False)
+        else:
+            runs.append((index, index, atomic))
+    return runs
 
 
 def _block_starts(texts: Sequence[str]) -> list[int]:

@@ -16,6 +16,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ingest_ray.text.errors import ContentFormatError
 
+#: block types kept whole in one chunk (split only when one alone exceeds a chunk)
+ATOMIC_TYPES: Final = frozenset({"table", "equation", "interline_equation", "code"})
 #: block types that are page furniture, not content (MinerU's discarded blocks)
 SKIPPED_TYPES: Final = frozenset(
     {"header", "footer", "page_number", "page_header", "page_footer", "aside_text", "discarded"}
@@ -81,6 +83,11 @@ class ContentItem(BaseModel):
     def page(self) -> int | None:
         """The 1-based page number (MinerU's ``page_idx`` is 0-based)."""
         return None if self.page_idx is None else self.page_idx + 1
+
+    @property
+    def atomic(self) -> bool:
+        """Whether this block must not be cut between chunks (a table, an equation, code)."""
+        return self.type in ATOMIC_TYPES
 
     def heading_level(self) -> int | None:
         """1 for a top-level heading, 2 below it, ...; ``None`` for body content."""

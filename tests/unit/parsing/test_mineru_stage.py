@@ -4,11 +4,13 @@ fails a job with typed, permanent errors when there is nothing (readable) to par
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest_ray.errors import IngestError
 from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.parsing.errors import (
     EncryptedPdfError,
@@ -67,6 +69,15 @@ class _FakeParser:
             raise self.result
         return self.result
 
+    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
+        out: list[ParseResult | IngestError] = []
+        for pdf in pdfs:
+            try:
+                out.append(await self.parse(pdf))
+            except IngestError as exc:
+                out.append(exc)
+        return out
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -74,7 +85,7 @@ class _FakeParser:
 def test_mineru_stage_implements_the_stage_protocol(blobs: FileBlobStore) -> None:
     stage = MineruStage(ParseSettings(mode="cpu"), blobs)
     assert isinstance(stage, Stage)
-    assert (stage.name, stage.batch_size) == ("mineru", 1)
+    assert (stage.name, stage.batch_size) == ("mineru", 8)
     assert isinstance(stage.parser, CpuParser)
 
 
@@ -86,7 +97,7 @@ def test_mineru_stage_parses_the_fetched_pdf_and_stores_the_content_list(
     out = _run(
         MineruStage(ParseSettings(mode="cpu"), blobs), _input({"pdf_fetch": {"pdf_sha256": digest}})
     )
-    assert set(out.data) == {"content_sha256", "pages", "items", "parser"}
+    assert set(out.data) == {"content_sha256", "pages", "items", "parser", "failed_pages"}
     assert out.data["pages"] == 6 and out.data["parser"] == "pdfium"
     content = blobs.get_json(out.data["content_sha256"])
     assert len(content) == out.data["items"] > 20
@@ -107,6 +118,7 @@ def test_mineru_stage_hands_the_blob_path_to_its_parser(blobs: FileBlobStore) ->
         "pages": 1,
         "items": 1,
         "parser": "mineru-api",
+        "failed_pages": [],
     }
 
 
