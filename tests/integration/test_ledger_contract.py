@@ -1,4 +1,5 @@
-"""The ledger contract, run against every backend: the in-memory fake and real Redis."""
+"""The ledger contract, run against every backend: the in-memory fake, real Redis and real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from ingest_ray.testing import InMemoryLedger
 S = JobStatus
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
     if request.param == "memory":
         yield InMemoryLedger()
     else:
-        yield request.getfixturevalue("redis_ledger")
+        yield request.getfixturevalue({"redis": "redis_ledger", "postgres": "pg_ledger"}[request.param])
 
 
 def _new(ledger: Ledger, doc: str = "doc:1", tenant: str = "t1", **kw: object) -> str:
