@@ -13,12 +13,14 @@ from ingest_ray.config import Settings
 from ingest_ray.control import ControlInbox, JobControl
 from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.kafka import KafkaClient, Producer
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import Ledger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.stages.factories import section
 from ingest_ray.storage.blobs import FileBlobStore
 from serve_app.settings import ApiSettings
 from serve_app.streams import EventReader
+from serve_app.streams_pg import PgEventReader
 from serve_app.submit import Submitter
 
 CLIENT_NAME = "ingest-ray-api"
@@ -30,14 +32,14 @@ class ApiContext:
 
     settings: Settings
     api: ApiSettings
-    ledger: RedisLedger
+    ledger: Ledger
     redis: aioredis.Redis
     keys: AsyncApiKeyStore
     jwt: JwtVerifier | None
     limiter: TenantRateLimiter
     control: JobControl
     submitter: Submitter
-    events: EventReader
+    events: EventReader | PgEventReader
     kafka: KafkaClient
     producer: Producer
     _sync_redis: SyncRedis
@@ -54,12 +56,7 @@ class ApiContext:
         )
         client = aioredis.Redis(connection_pool=pool)
         sync = SyncRedis.from_url(settings.redis_url, decode_responses=True)
-        ledger = RedisLedger(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            event_maxlen=settings.event_stream_maxlen,
-            client=sync,
-        )
+        ledger = open_ledger(settings, redis_client=sync)
         inbox = ControlInbox(
             sync, RuntimeOptions(name=settings.runtime_name).inbox_key(settings.redis_prefix)
         )
@@ -78,7 +75,7 @@ class ApiContext:
             ),
             control=JobControl(ledger, inbox),
             submitter=Submitter(ledger, producer, settings.topic_requests, blobs),
-            events=EventReader(client, settings.redis_prefix),
+            events=_event_reader(settings, api, client, ledger),
             kafka=kafka,
             producer=producer,
             _sync_redis=sync,
@@ -101,5 +98,20 @@ class ApiContext:
         try:
             self.producer.close(timeout=10.0)
         finally:
+            if isinstance(self.events, PgEventReader):
+                await self.events.aclose()
+            self.ledger.close()
             await self.redis.aclose(close_connection_pool=True)
             self._sync_redis.close()
+
+
+def _event_reader(
+    settings: Settings, api: ApiSettings, client: aioredis.Redis, ledger: Ledger
+) -> EventReader | PgEventReader:
+    """Where SSE reads events: the ledger's Redis streams, or its PostgreSQL tables (woken by
+    LISTEN/NOTIFY) when the ledger backend is postgres."""
+    if settings.ledger_backend == "postgres":
+        return PgEventReader.from_settings(
+            settings, poll_s=api.sse_poll_s, ensure_schema=ledger.ping
+        )
+    return EventReader(client, settings.redis_prefix)

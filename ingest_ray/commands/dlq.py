@@ -13,7 +13,7 @@ from ingest_ray.control import ControlInbox, JobControl
 from ingest_ray.errors import IngestError
 from ingest_ray.events import DeadLetter, decode
 from ingest_ray.kafka.reader import read_topic
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.states import JobStatus
 
@@ -63,7 +63,7 @@ def dlq_replay(
     if replay_all:
         wanted = list(dict.fromkeys(d.job_id for d in dead_letters() if d.job_id))
     cfg = settings()
-    ledger = RedisLedger.from_settings(cfg)
+    ledger = open_ledger(cfg)
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     control = JobControl(
         ledger,

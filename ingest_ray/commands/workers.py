@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ingest_ray.commands.common import console, settings
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.stack.process import ManagedProcess
 from ingest_ray.workers.base import WORKER_MARKER, Worker, read_health
@@ -87,7 +87,7 @@ def status() -> None:
             h.name, h.kind, alive, str(h.lag), str(h.in_flight), h.last_error or "", details
         )
     console.print(table)
-    ledger = RedisLedger.from_settings(cfg)
+    ledger = open_ledger(cfg)
     try:
         counts = ledger.counts()
     finally:

@@ -25,7 +25,7 @@ from ingest_ray.control import ControlInbox
 from ingest_ray.errors import StaleTransitionError
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter, TransitionOutcome, TransitionRequest
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.metrics import RuntimeMetrics, Snapshot
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.dispatch_core import Advance, DispatcherCore, Fail, Finish, Outcome, Retry
@@ -48,7 +48,7 @@ class Dispatcher:
             catalog, clock=time.monotonic, aging_s=options.aging_s,
             high_watermark=options.high_watermark, low_watermark=options.low_watermark,
         )  # fmt: skip
-        self.ledger = RedisLedger.from_settings(settings)
+        self.ledger = open_ledger(settings)
         self.inbox = ControlInbox(
             redis.Redis.from_url(settings.redis_url, decode_responses=True),
             options.inbox_key(settings.redis_prefix),

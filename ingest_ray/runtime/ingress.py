@@ -20,7 +20,7 @@ from ingest_ray.admission import Admitted, Admitter
 from ingest_ray.config import Settings
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.kafka.deadletter import KafkaDeadLetterSink
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.metrics import RuntimeMetrics, Snapshot
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.work import WorkItem
@@ -126,7 +126,7 @@ class KafkaIngress:
         kafka = KafkaClient.from_settings(settings)
         self._producer = kafka.producer()
         self._consumer = kafka.consumer(group_id, [settings.topic_requests])
-        self._ledger = RedisLedger.from_settings(settings)
+        self._ledger = open_ledger(settings)
         admitter = Admitter(
             self._ledger, KafkaDeadLetterSink(self._producer, settings.topic_deadletter)
         )

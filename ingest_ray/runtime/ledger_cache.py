@@ -16,7 +16,7 @@ import ray
 from ingest_ray.config import Settings
 from ingest_ray.errors import LedgerError
 from ingest_ray.ledger.base import Ledger, TransitionOutcome, TransitionRequest
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 
 TransitionResult = TransitionOutcome | LedgerError
 
@@ -73,7 +73,7 @@ class LedgerCache:
     """The named Ray actor every runtime component writes transitions through."""
 
     def __init__(self, settings: Settings) -> None:
-        self._writer = BatchingWriter(RedisLedger.from_settings(settings))
+        self._writer = BatchingWriter(open_ledger(settings))
 
     async def transition_many(
         self, requests: Sequence[TransitionRequest]

@@ -12,7 +12,7 @@ from ingest_ray.config import Settings
 from ingest_ray.errors import IngestError
 from ingest_ray.events import DeadLetter, MappingRequest, decode
 from ingest_ray.kafka.client import KafkaClient
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.retry import RetryPolicy
 from ingest_ray.runtime.effects import work_item_from_job
@@ -44,7 +44,7 @@ class MappingWorker(Worker):
             f"{settings.consumer_group}-mapping", [settings.topic_mapping]
         )
         self._producer = kafka.producer()
-        self._ledger = RedisLedger.from_settings(settings)
+        self._ledger = open_ledger(settings)
         self._host = StageHost({"mapping": catalog.stages["mapping"]}, settings)
         self._thread = threading.Thread(target=self._loop, name="mapping", daemon=True)
         self._polling = threading.Event()
