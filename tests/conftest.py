@@ -25,8 +25,8 @@ from psycopg import sql
 
 from ingest_ray.config import Settings
 from ingest_ray.errors import IngestError
-from ingest_ray.kafka.admin import ensure_topics
 from ingest_ray.index.pgstack import TempPostgres
+from ingest_ray.kafka.admin import ensure_topics
 from ingest_ray.kafka.health import check_kafka
 from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.ledger.redis import RedisLedger
