@@ -72,6 +72,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -256,15 +266,29 @@ class TempPostgres:
         from the WAL); return the DSN, which has not changed."""
         if self.root is None or self.port is None or self.bindir is None:
             raise StackError("temporary PostgreSQL was never started")
+        self._clear_dead_lock_file()
         self._pg_ctl_start(self.bindir, self.root / "data", self.port)
         return self.dsn
+
+    def _clear_dead_lock_file(self) -> None:
+        # a SIGKILLed postmaster stays a zombie until its parent (often init) reaps it, and
+        # PostgreSQL takes a pid that still answers kill(pid, 0) for a running server
+        pid = self.postmaster_pid()
+        if pid is None or self.root is None:
+            return
+        deadline = time.monotonic() + 5.0
+        while _exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _alive(pid):
+            (self.root / "data" / "postmaster.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         """Stop the server (if this object started it) and delete its directory."""
         if self.root is None:
             return
         data = self.root / "data"
-        if self.port is not None and self.bindir is not None and (data / "postmaster.pid").exists():
+        pid = self.postmaster_pid()
+        if self.port is not None and self.bindir is not None and pid and _alive(pid):
             try:
                 self._run(
                     [str(self.bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]

@@ -145,9 +145,10 @@ def _submit(env: ApiEnv, text: str, **script: object) -> str:
 
 def _stream(env: ApiEnv, job_id: str, last_event_id: int | None = None) -> list[dict[str, object]]:
     headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
-    with env.client() as c, c.stream(
-        "GET", f"/jobs/{job_id}/events", headers=headers, timeout=120
-    ) as r:
+    with (
+        env.client() as c,
+        c.stream("GET", f"/jobs/{job_id}/events", headers=headers, timeout=120) as r,
+    ):
         return [f.json() for f in events(r)]
 
 

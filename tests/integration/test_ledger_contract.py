@@ -32,7 +32,9 @@ def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
     if request.param == "memory":
         yield InMemoryLedger()
     else:
-        yield request.getfixturevalue({"redis": "redis_ledger", "postgres": "pg_ledger"}[request.param])
+        yield request.getfixturevalue(
+            {"redis": "redis_ledger", "postgres": "pg_ledger"}[request.param]
+        )
 
 
 def _new(ledger: Ledger, doc: str = "doc:1", tenant: str = "t1", **kw: object) -> str:
