@@ -40,6 +40,7 @@ from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.kafka.reader import read_topic
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.ledger.migrate import drop_schema
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import Runtime
 from ingest_ray.states import JobStatus
@@ -65,6 +66,7 @@ def _settings(cfg: BenchConfig, tag: str, partitions: int) -> Settings:
         topic_partitions=partitions, topic_requests=f"bench.{tag}.requests",
         topic_results=f"bench.{tag}.results", topic_mapping=f"bench.{tag}.mapping",
         topic_deadletter=f"bench.{tag}.dlq", runtime_name=f"bench-{tag}",
+        postgres_ledger_schema=f"bench_{tag}",  # with INGEST_RAY_LEDGER_BACKEND=postgres
     )  # fmt: skip
 
 
@@ -157,6 +159,8 @@ def run_ingest_ray(cfg: BenchConfig, tuning: IngestTuning | None = None) -> Syst
         delete_prefix(client, settings.redis_prefix)
         ledger.close()
         client.close()
+        if settings.ledger_backend == "postgres":
+            drop_schema(settings.postgres_dsn, settings.postgres_ledger_schema)
 
 
 def _measure(

@@ -139,3 +139,11 @@ def check_current(dsn: str, schema: str, *, connect_timeout_s: float = 10.0) -> 
             f"{', '.join(f'{m.version:04d}_{m.name}' for m in missing)}: run "
             "`ingest-ray ledger migrate` (or set INGEST_RAY_POSTGRES_AUTO_MIGRATE=true)"
         )
+
+
+def drop_schema(dsn: str, schema: str, *, connect_timeout_s: float = 10.0) -> None:
+    """Delete a ledger schema and everything in it (throw-away ledgers of tests, benchmarks)."""
+    with psycopg.connect(
+        dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout_s))
+    ) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
