@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from psycopg.types.json import Jsonb
 
+from ingest_ray.errors import JobNotFoundError, LedgerError, StaleTransitionError
 from ingest_ray.ledger.base import (
     Job,
     JobError,
@@ -19,6 +20,7 @@ from ingest_ray.ledger.base import (
     NewJob,
     OutboxEntry,
     OutboxMessage,
+    TransitionOutcome,
     TransitionRequest,
 )
 from ingest_ray.states import TERMINAL, JobStatus
@@ -165,6 +167,37 @@ WITH doomed AS (
 )
 DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM doomed)
 """
+
+
+def may_conflict(req: TransitionRequest) -> bool:
+    """Only entering ``queued`` from a finished state can hit the live-document unique index."""
+    return req.target is JobStatus.QUEUED and req.expected is not JobStatus.QUEUED
+
+
+def outcome(req: TransitionRequest, row: tuple[Any, ...] | None) -> TransitionOutcome | LedgerError:
+    """The result of one :data:`TRANSITION` row: applied, or why not (no row: no such job)."""
+    if row is None:
+        return JobNotFoundError(f"no job {req.job_id}", job_id=req.job_id)
+    seq, status, attempts, _ = row
+    if seq is not None:
+        return TransitionOutcome(job_id=req.job_id, status=req.target, seq=int(seq))
+    if status != req.expected.value:
+        return StaleTransitionError(
+            f"job {req.job_id} is {status}, not {req.expected.value}",
+            job_id=req.job_id,
+            actual_status=status,
+        )
+    if req.expected_attempts is not None and attempts != req.expected_attempts:
+        return StaleTransitionError(
+            f"job {req.job_id} is at attempt {attempts}, not {req.expected_attempts}",
+            job_id=req.job_id,
+            actual_status=status,
+        )
+    return StaleTransitionError(
+        f"job {req.job_id} was moved by another writer at the same moment",
+        job_id=req.job_id,
+        actual_status=status,
+    )
 
 
 def create_params(job: NewJob, channel: str) -> dict[str, Any]:

@@ -60,36 +60,6 @@ Conn = psycopg.Connection[Any]
 TransitionResult = TransitionOutcome | LedgerError
 
 
-def _may_conflict(req: TransitionRequest) -> bool:
-    """Only entering ``queued`` from a finished state can hit the live-document unique index."""
-    return req.target is JobStatus.QUEUED and req.expected is not JobStatus.QUEUED
-
-
-def _outcome(req: TransitionRequest, row: tuple[Any, ...] | None) -> TransitionResult:
-    if row is None:
-        return JobNotFoundError(f"no job {req.job_id}", job_id=req.job_id)
-    seq, status, attempts, _ = row
-    if seq is not None:
-        return TransitionOutcome(job_id=req.job_id, status=req.target, seq=int(seq))
-    if status != req.expected.value:
-        return StaleTransitionError(
-            f"job {req.job_id} is {status}, not {req.expected.value}",
-            job_id=req.job_id,
-            actual_status=status,
-        )
-    if req.expected_attempts is not None and attempts != req.expected_attempts:
-        return StaleTransitionError(
-            f"job {req.job_id} is at attempt {attempts}, not {req.expected_attempts}",
-            job_id=req.job_id,
-            actual_status=status,
-        )
-    return StaleTransitionError(
-        f"job {req.job_id} was moved by another writer at the same moment",
-        job_id=req.job_id,
-        actual_status=status,
-    )
-
-
 class PostgresLedger:
     """The PostgreSQL implementation of :class:`ingest_ray.ledger.base.Ledger`."""
 
@@ -251,10 +221,10 @@ class PostgresLedger:
         """Apply one transition (one statement); raise a typed error when refused."""
         params = q.transition_params(request, self.channel)
         with self._connection() as conn:
-            if _may_conflict(request):
+            if q.may_conflict(request):
                 result = self._guarded(conn, request, params)
             else:
-                result = _outcome(request, conn.execute(q.TRANSITION, params).fetchone())
+                result = q.outcome(request, conn.execute(q.TRANSITION, params).fetchone())
         if isinstance(result, LedgerError):
             raise result
         return result
@@ -271,7 +241,7 @@ class PostgresLedger:
             except IllegalTransitionError as exc:
                 results[i] = exc
                 continue
-            (guarded if _may_conflict(req) else plain).append((i, params))
+            (guarded if q.may_conflict(req) else plain).append((i, params))
         if plain or guarded:
             with self._connection() as conn, conn.transaction():
                 self._apply_in_order(conn, requests, plain, guarded, results)
@@ -312,7 +282,7 @@ class PostgresLedger:
         with conn.cursor() as cur:
             cur.executemany(q.TRANSITION, [p for _, p in run], returning=True)
             for i, _ in run:
-                results[i] = _outcome(requests[i], cur.fetchone())
+                results[i] = q.outcome(requests[i], cur.fetchone())
                 cur.nextset()
 
     @staticmethod
@@ -327,7 +297,7 @@ class PostgresLedger:
                 f"job {other} already holds this document; {req.job_id} cannot be re-queued",
                 job_id=req.job_id,
             )
-        return _outcome(req, row)
+        return q.outcome(req, row)
 
     # --- reads --------------------------------------------------------------------------------
 
