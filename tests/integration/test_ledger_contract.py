@@ -419,3 +419,23 @@ def test_redis_prune_leaves_no_key_or_index_entry_of_the_job(
     assert ledger.get(keep).status is S.QUEUED
     client.close()
     ledger.close()
+
+
+def test_concurrent_transitions_of_one_job_apply_exactly_once(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    barrier = threading.Barrier(16)
+
+    def start(i: int) -> bool:
+        barrier.wait()
+        try:
+            _move(ledger, job_id, S.QUEUED, S.PROCESSING, attempts=1, data={"by": i})
+        except StaleTransitionError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:
+        won = list(pool.map(start, range(16)))
+    assert sum(won) == 1
+    history = ledger.get(job_id).history
+    assert [e.kind for e in history] == ["created", "transition"]
+    assert history[-1].data == {"by": won.index(True)}
