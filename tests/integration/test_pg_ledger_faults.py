@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from ingest_ray.errors import ServiceUnavailableError, StackError, StaleTransitionError
-from ingest_ray.index.pgstack import TempPostgres
+from ingest_ray.index.pgstack import TempPostgres, free_port
 from ingest_ray.ledger import NewJob, OutboxMessage, TransitionRequest
 from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.states import JobStatus
@@ -118,4 +120,33 @@ def test_pg_ledger_survives_kill_9_of_the_postmaster(durable_pg: TempPostgres) -
     event_ids = [e.message.event_id for e in entries]
     assert len(event_ids) == len(set(event_ids)) == JOBS * STEPS  # each message exactly once
     assert ledger.ping()
+    ledger.close()
+
+
+def test_pg_ledger_calls_fail_fast_and_typed_when_postgres_is_away() -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    ledger = PostgresLedger(dsn, schema="away", connect_timeout_s=1)
+    with pytest.raises(ServiceUnavailableError):
+        ledger.create(NewJob("t", "d", "auto"))
+    with pytest.raises(ServiceUnavailableError):
+        ledger.counts()
+    ledger.close()
+
+
+def test_pg_ledger_statement_timeout_turns_a_stuck_call_into_a_retryable_error(
+    pg_ledger_dsn: str, pg_schema: str
+) -> None:
+    ledger = PostgresLedger(pg_ledger_dsn, schema=pg_schema, statement_timeout_s=0.5)
+    job_id = ledger.create(NewJob("t", "d", "auto")).job_id
+    with psycopg.connect(pg_ledger_dsn) as blocker:  # holds the job's row lock, uncommitted
+        blocker.execute(
+            sql.SQL("SELECT 1 FROM {}.jobs WHERE job_id = %s FOR UPDATE").format(
+                sql.Identifier(pg_schema)
+            ),
+            (job_id,),
+        )
+        with pytest.raises(ServiceUnavailableError, match="statement timeout"):
+            ledger.transition(TransitionRequest(job_id, JobStatus.QUEUED, P))
+        blocker.rollback()
+    assert ledger.transition(TransitionRequest(job_id, JobStatus.QUEUED, P)).seq == 2
     ledger.close()
