@@ -1,23 +1,36 @@
-"""Ledger throughput: one round trip per job versus the batch variants, on a real Redis.
+"""Ledger throughput, Redis and PostgreSQL side by side: one round trip per job versus the batch
+variants, in one invocation.
 
-    python -m benchmarks.ledger_throughput --jobs 20000 --json benchmarks/results/ledger.json
+    python -m benchmarks.ledger_throughput --jobs 5000 --json benchmarks/results/ledger.json
 
-Prints jobs/s for create and for queued->processing->completed, single and batched, and the
-batch/single ratios. Uses a throw-away key prefix and removes it afterwards.
+For each backend: jobs/s for create and for queued -> processing -> completed, single and
+batched, and the batch/single ratios. Redis is the one at ``--redis-url`` (a throw-away key
+prefix, removed afterwards). PostgreSQL is ``--postgres-dsn`` when given, else a throw-away
+cluster started here with PostgreSQL's durable defaults (fsync and synchronous commit on, as a
+production server runs); the ledger lives in a throw-away schema. ``--backends`` picks which.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import redis
 
-from ingest_ray.ledger import NewJob, TransitionRequest
+from ingest_ray.index.pgstack import TempPostgres
+from ingest_ray.ledger import Ledger, NewJob, TransitionRequest
+from ingest_ray.ledger.migrate import drop_schema
+from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.states import JobStatus as S
 
@@ -39,56 +52,107 @@ def _lifecycle(ids: list[str]) -> list[list[TransitionRequest]]:
     ]
 
 
-def run(url: str, n: int, batch: int) -> dict[str, float]:
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    ledger = RedisLedger(url, prefix=prefix)
+def measure(ledger: Ledger, n: int, batch: int) -> dict[str, float]:
+    """The four figures and two ratios on one ledger."""
     out: dict[str, float] = {}
-    try:
-        single = _jobs(n, "s")
-        out["create_single_per_s"] = n / _timed(lambda: [ledger.create(j) for j in single])
-        batched = _jobs(n, "b")
-        chunks = [batched[i : i + batch] for i in range(0, n, batch)]
-        out["create_batch_per_s"] = n / _timed(lambda: [ledger.create_many(c) for c in chunks])
+    single = _jobs(n, "s")
+    out["create_single_per_s"] = n / _timed(lambda: [ledger.create(j) for j in single])
+    batched = _jobs(n, "b")
+    chunks = [batched[i : i + batch] for i in range(0, n, batch)]
+    out["create_batch_per_s"] = n / _timed(lambda: [ledger.create_many(c) for c in chunks])
 
-        def single_moves() -> None:
-            for step in _lifecycle([j.job_id for j in single]):
-                for req in step:
-                    ledger.transition(req)
+    def single_moves() -> None:
+        for step in _lifecycle([j.job_id for j in single]):
+            for req in step:
+                ledger.transition(req)
 
-        def batch_moves() -> None:
-            for step in _lifecycle([j.job_id for j in batched]):
-                for i in range(0, n, batch):
-                    ledger.transition_many(step[i : i + batch])
+    def batch_moves() -> None:
+        for step in _lifecycle([j.job_id for j in batched]):
+            for i in range(0, n, batch):
+                ledger.transition_many(step[i : i + batch])
 
-        out["lifecycle_single_jobs_per_s"] = n / _timed(single_moves)
-        out["lifecycle_batch_jobs_per_s"] = n / _timed(batch_moves)
-        out["create_batch_over_single"] = out["create_batch_per_s"] / out["create_single_per_s"]
-        out["lifecycle_batch_over_single"] = (
-            out["lifecycle_batch_jobs_per_s"] / out["lifecycle_single_jobs_per_s"]
-        )
-    finally:
-        ledger.close()
-        client = redis.Redis.from_url(url)
-        for keys in _chunks(list(client.scan_iter(match=f"{prefix}*", count=5000)), 5000):
-            client.unlink(*keys)
-        client.close()
+    out["lifecycle_single_jobs_per_s"] = n / _timed(single_moves)
+    out["lifecycle_batch_jobs_per_s"] = n / _timed(batch_moves)
+    out["create_batch_over_single"] = out["create_batch_per_s"] / out["create_single_per_s"]
+    out["lifecycle_batch_over_single"] = (
+        out["lifecycle_batch_jobs_per_s"] / out["lifecycle_single_jobs_per_s"]
+    )
     return out
 
 
-def _chunks(items: list[bytes], size: int) -> list[list[bytes]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def run_redis(url: str, n: int, batch: int) -> dict[str, Any]:
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    ledger = RedisLedger(url, prefix=prefix)
+    client = redis.Redis.from_url(url)
+    try:
+        info: Any = client.info("server")
+        persistence: Any = client.config_get("append*")
+        figures: dict[str, Any] = measure(ledger, n, batch)
+        figures["server"] = f"Redis {info['redis_version']}"
+        figures["durability"] = (
+            f"appendonly={persistence.get('appendonly')}, "
+            f"appendfsync={persistence.get('appendfsync')}"
+        )
+        return figures
+    finally:
+        ledger.close()
+        keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
+        for i in range(0, len(keys), 5000):
+            client.unlink(*keys[i : i + 5000])
+        client.close()
+
+
+@contextmanager
+def _postgres(dsn: str | None) -> Iterator[str]:
+    if dsn:
+        yield dsn
+        return
+    with TempPostgres(extensions=(), durable=True) as cluster:
+        yield cluster.dsn
+
+
+def run_postgres(dsn: str | None, n: int, batch: int) -> dict[str, Any]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with _postgres(dsn) as url:
+        ledger = PostgresLedger(url, schema=schema)
+        try:
+            ledger.ping()  # applies the migrations outside the measurement
+            figures: dict[str, Any] = measure(ledger, n, batch)
+            with psycopg.connect(url) as conn:
+                row: Any = conn.execute(
+                    "SELECT version(), current_setting('fsync'),"
+                    " current_setting('synchronous_commit')"
+                ).fetchone()
+            figures["server"] = str(row[0]).split(" on ")[0]
+            figures["durability"] = f"fsync={row[1]}, synchronous_commit={row[2]}"
+            figures["dsn"] = "given" if dsn else "TempPostgres(durable=True)"
+            return figures
+        finally:
+            ledger.close()
+            drop_schema(url, schema)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="redis,postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--postgres-dsn", default=None)
+    parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = {"jobs": args.jobs, "batch": args.batch, **run(args.redis_url, args.jobs, args.batch)}
-    for key, value in result.items():
-        print(f"{key:>32}: {value:,.1f}" if isinstance(value, float) else f"{key:>32}: {value}")
+    result: dict[str, Any] = {
+        "jobs": args.jobs, "batch": args.batch, "at": datetime.now(UTC).isoformat(),
+        "python": platform.python_version(), "cpus": os.cpu_count(),
+    }  # fmt: skip
+    for backend in args.backends.split(","):
+        if backend == "redis":
+            result["redis"] = run_redis(args.redis_url, args.jobs, args.batch)
+        elif backend == "postgres":
+            result["postgres"] = run_postgres(args.postgres_dsn, args.jobs, args.batch)
+        else:
+            parser.error(f"unknown backend {backend!r}")
+    print(json.dumps(result, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,8 +6,10 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
+import redis
 import typer
 from rich.logging import RichHandler
 from rich.table import Table
@@ -18,13 +20,14 @@ from ingest_ray.commands.bench import bench_app
 from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
+from ingest_ray.commands.ledger import ledger_migrate, ledger_prune
 from ingest_ray.commands.workers import runtime_app, status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError
 from ingest_ray.events import IngestRequest
 from ingest_ray.kafka.client import KafkaClient
-from ingest_ray.ledger.base import JobFilter
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import JobFilter, Ledger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.local_run import guess_source
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.render import jobs_table
@@ -35,10 +38,12 @@ from ingest_ray.states import JobStatus
 app = typer.Typer(help="ingest_ray: scholarly literature ingestion on Kafka, Redis and Ray.")
 stack_app = typer.Typer(help="The local Kafka + Redis stack (no Docker).")
 topics_app = typer.Typer(help="Kafka topics.")
-ledger_app = typer.Typer(help="Read the job ledger directly from Redis.")
+ledger_app = typer.Typer(help="Read the job ledger (Redis or PostgreSQL); migrate and prune it.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
 app.add_typer(ledger_app, name="ledger")
+ledger_app.command("migrate")(ledger_migrate)
+ledger_app.command("prune")(ledger_prune)
 app.add_typer(worker_app, name="worker")
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(dlq_app, name="dlq")
@@ -120,30 +125,35 @@ def topics_create(
 
 @app.command()
 def health(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check Kafka (brokers, topics) and Redis; exit 1 when either is unhealthy."""
+    """Check Kafka (brokers, topics), Redis and (when it is PostgreSQL) the ledger; exit 1 when
+    any is unhealthy."""
     settings = _settings()
     kafka = KafkaClient.from_settings(settings).health()
-    ledger = RedisLedger.from_settings(settings)
-    try:
-        redis_ok = ledger.ping()
-        redis_error = None
-    except Exception as exc:
-        redis_ok, redis_error = False, str(exc)
-    finally:
-        ledger.close()
     report: dict[str, dict[str, Any]] = {
         "kafka": {"ok": kafka.ok, "brokers": kafka.brokers, "missing": kafka.topics_missing,
                   "error": kafka.error, "elapsed_s": round(kafka.elapsed_s, 3)},
-        "redis": {"ok": redis_ok, "error": redis_error},
+        "redis": _ping(lambda: redis.Redis.from_url(settings.redis_url, socket_timeout=5)),
     }  # fmt: skip
+    if settings.ledger_backend != "redis":
+        report["ledger"] = _ping(lambda: open_ledger(settings))
     if as_json:
         console.print_json(json.dumps(report))
     else:
         for name, part in report.items():
             mark = "[green]ok" if part["ok"] else "[red]unhealthy"
             console.print(f"{name}: {mark}[/] {part}")
-    if not (kafka.ok and redis_ok):
+    if not all(part["ok"] for part in report.values()):
         raise typer.Exit(1)
+
+
+def _ping(build: Callable[[], Ledger | redis.Redis]) -> dict[str, Any]:
+    client = build()
+    try:
+        return {"ok": bool(client.ping()), "error": None}
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+    finally:
+        client.close()
 
 
 # --- requests and admission -------------------------------------------------------------------
@@ -202,7 +212,7 @@ def ledger_list(
     cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
 ) -> None:
     """List jobs, newest first."""
-    ledger = RedisLedger.from_settings(_settings())
+    ledger = open_ledger(_settings())
     try:
         flt = JobFilter(tenant_id=tenant, status=status, pipeline=pipeline)
         page = ledger.list_jobs(flt, cursor=cursor, limit=limit)
@@ -216,7 +226,7 @@ def ledger_list(
 @ledger_app.command("show")
 def ledger_show(job_id: str) -> None:
     """Show one job with its history, as JSON."""
-    ledger = RedisLedger.from_settings(_settings())
+    ledger = open_ledger(_settings())
     try:
         console.print_json(ledger.get(job_id).model_dump_json())
     finally:
@@ -226,7 +236,7 @@ def ledger_show(job_id: str) -> None:
 @ledger_app.command("counts")
 def ledger_counts(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     """Number of jobs per status."""
-    ledger = RedisLedger.from_settings(_settings())
+    ledger = open_ledger(_settings())
     try:
         for status, n in ledger.counts(tenant_id=tenant).items():
             console.print(f"{status.value:>10}: {n}")

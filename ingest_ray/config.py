@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_cache_path, user_state_path
 from pydantic import AliasChoices, Field
@@ -60,6 +60,25 @@ class Settings(BaseSettings):
     consumer_group: str = "ingest-ray"
     redis_prefix: str = "ir:"
     event_stream_maxlen: int = Field(default=1000, ge=10)
+    #: where the job ledger lives: Redis (Lua compare-and-set, fastest) or PostgreSQL
+    #: (transactions fsynced at commit, history queryable in SQL); see docs/architecture.md
+    ledger_backend: Literal["redis", "postgres"] = "redis"
+    #: libpq connection string; the same variable (``INGEST_RAY_POSTGRES_DSN``) as the
+    #: pgvector index, so one PostgreSQL can hold both
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    #: the PostgreSQL schema of the ledger's tables (one database can hold several ledgers)
+    postgres_ledger_schema: str = Field(default="ingest_ray", pattern=r"^[a-z_][a-z0-9_]{0,47}$")
+    postgres_pool_max: int = Field(default=8, ge=1)
+    postgres_connect_timeout_s: float = Field(default=5.0, gt=0)
+    #: every ledger statement is cancelled after this long (a call never hangs)
+    postgres_statement_timeout_s: float = Field(default=30.0, gt=0)
+    #: apply pending schema migrations on first use; when False the ledger refuses to start
+    #: on an old schema and asks for ``ingest-ray ledger migrate``
+    postgres_auto_migrate: bool = True
+    #: retention of finished jobs (``ingest-ray ledger prune``): age in days for every
+    #: tenant (None keeps them forever), and per-tenant ages that override it
+    ledger_retention_days: float | None = Field(default=None, gt=0)
+    ledger_retention_days_by_tenant: dict[str, float] = Field(default_factory=dict)
     state_dir: Path = Field(default_factory=_default_state_dir)
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     kafka_version: str = KAFKA_VERSION

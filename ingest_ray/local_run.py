@@ -18,8 +18,8 @@ from ingest_ray.adapters.replay import ReplayServer, adapter_settings_for
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient
-from ingest_ray.ledger.base import Job, JobFilter
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import Job, JobFilter, Ledger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.options import RuntimeOptions
@@ -124,7 +124,7 @@ def run_local(
         settings.model_copy(update={"metrics_port": -1}), catalog, name="mapping-local"
     )
     mapper.start()
-    ledger = RedisLedger.from_settings(settings)
+    ledger = open_ledger(settings)
     try:
         requests = [
             IngestRequest(tenant_id=tenant, source=s, priority=priority, pipeline=pipeline)
@@ -144,7 +144,7 @@ def run_local(
 
 
 def _follow(
-    ledger: RedisLedger,
+    ledger: Ledger,
     report: RunReport,
     timeout_s: float,
     on_progress: Callable[[list[Tracked]], None],

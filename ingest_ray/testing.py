@@ -271,6 +271,37 @@ class InMemoryLedger:
         with self._lock:
             return len(self._outbox)
 
+    def prune(
+        self,
+        before: datetime,
+        *,
+        tenant_id: str | None = None,
+        exclude_tenants: Sequence[str] = (),
+        batch: int = 1000,
+    ) -> int:
+        """Forget finished jobs that finished before ``before``."""
+        self._check_up()
+        with self._lock:
+            doomed = [
+                job_id
+                for job_id, row in self._rows.items()
+                if row.job.status.is_terminal
+                and row.job.finished_at is not None
+                and row.job.finished_at < before
+                and (tenant_id is None or row.job.tenant_id == tenant_id)
+                and row.job.tenant_id not in exclude_tenants
+            ]
+            for job_id in doomed:
+                job = self._rows.pop(job_id).job
+                key = (job.tenant_id, job.doc_key)
+                if self._holders.get(key) == job_id:
+                    del self._holders[key]
+        return len(doomed)
+
+    def ping(self) -> bool:
+        """True unless :attr:`down` is set."""
+        return self.down is None
+
     def _check_up(self) -> None:
         if self.down is not None:
             raise self.down

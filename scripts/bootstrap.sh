@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a development machine: OS packages (Redis, Maven, a JRE) where missing,
+# PostgreSQL with pgvector where missing (scripts/install-pgvector.sh, the same step CI runs),
 # a virtualenv in .venv with the project and its dev extras, and the pinned Kafka jars.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -23,6 +24,8 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+bash scripts/install-pgvector.sh
 
 "$PYTHON" - <<'PY'
 import sys

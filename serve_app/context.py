@@ -12,11 +12,13 @@ from ingest_ray.auth import AsyncApiKeyStore, JwtVerifier, TenantRateLimiter
 from ingest_ray.config import Settings
 from ingest_ray.control import ControlInbox, JobControl
 from ingest_ray.kafka import KafkaClient, Producer
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import Ledger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.stages.factories import blob_store
 from serve_app.settings import ApiSettings
 from serve_app.streams import EventReader
+from serve_app.streams_pg import PgEventReader
 from serve_app.submit import Submitter
 
 CLIENT_NAME = "ingest-ray-api"
@@ -28,14 +30,14 @@ class ApiContext:
 
     settings: Settings
     api: ApiSettings
-    ledger: RedisLedger
+    ledger: Ledger
     redis: aioredis.Redis
     keys: AsyncApiKeyStore
     jwt: JwtVerifier | None
     limiter: TenantRateLimiter
     control: JobControl
     submitter: Submitter
-    events: EventReader
+    events: EventReader | PgEventReader
     kafka: KafkaClient
     producer: Producer
     _sync_redis: SyncRedis
@@ -52,12 +54,7 @@ class ApiContext:
         )
         client = aioredis.Redis(connection_pool=pool)
         sync = SyncRedis.from_url(settings.redis_url, decode_responses=True)
-        ledger = RedisLedger(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            event_maxlen=settings.event_stream_maxlen,
-            client=sync,
-        )
+        ledger = open_ledger(settings, redis_client=sync)
         inbox = ControlInbox.for_settings(sync, settings)
         kafka = KafkaClient.from_settings(settings)
         producer = kafka.producer(**{"client.id": CLIENT_NAME})
@@ -80,7 +77,7 @@ class ApiContext:
                 blobs,
                 pipelines=sorted(builtin_catalog(settings).pipelines),
             ),
-            events=EventReader(client, settings.redis_prefix),
+            events=_event_reader(settings, api, client, ledger),
             kafka=kafka,
             producer=producer,
             _sync_redis=sync,
@@ -103,5 +100,20 @@ class ApiContext:
         try:
             self.producer.close(timeout=10.0)
         finally:
+            if isinstance(self.events, PgEventReader):
+                await self.events.aclose()
+            self.ledger.close()
             await self.redis.aclose(close_connection_pool=True)
             self._sync_redis.close()
+
+
+def _event_reader(
+    settings: Settings, api: ApiSettings, client: aioredis.Redis, ledger: Ledger
+) -> EventReader | PgEventReader:
+    """Where SSE reads events: the ledger's Redis streams, or its PostgreSQL tables (woken by
+    LISTEN/NOTIFY) when the ledger backend is postgres."""
+    if settings.ledger_backend == "postgres":
+        return PgEventReader.from_settings(
+            settings, poll_s=api.sse_poll_s, ensure_schema=ledger.ping
+        )
+    return EventReader(client, settings.redis_prefix)

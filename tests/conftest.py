@@ -2,8 +2,10 @@
 
 Kafka and Redis come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``REDIS_URL`` when set; otherwise the
 project's own local stack is started (``ingest-ray stack up``); where neither works and a Docker
-engine answers, testcontainers provides them. Under ``CI=true`` a missing service fails the run
-instead of skipping it.
+engine answers, testcontainers provides them. PostgreSQL for the ledger comes from
+``LEDGER_POSTGRES_DSN`` when set, else a throw-away cluster (``TempPostgres``, no extension
+needed) is started once per session; each test gets a schema of its own. Under ``CI=true`` a
+missing service fails the run instead of skipping it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
+from psycopg import sql
 
 from ingest_ray.config import Settings
 from ingest_ray.errors import IngestError
+from ingest_ray.index.pgstack import TempPostgres
 from ingest_ray.kafka.admin import ensure_topics
 from ingest_ray.kafka.health import check_kafka
+from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.stack.launcher import LocalStack
 from tests.s3server import S3Server, moto_available
@@ -172,6 +178,44 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def redis_ledger(redis_url: str, redis_prefix: str) -> Iterator[RedisLedger]:
     ledger = RedisLedger(redis_url, prefix=redis_prefix)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture(scope="session")
+def pg_ledger_dsn() -> Iterator[str]:
+    """A PostgreSQL for ledger tests: ``LEDGER_POSTGRES_DSN``, or a cluster of this session."""
+    dsn = os.environ.get("LEDGER_POSTGRES_DSN")
+    if dsn:
+        try:
+            psycopg.connect(dsn, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            _unavailable(f"PostgreSQL at LEDGER_POSTGRES_DSN={dsn}: {exc}")
+        yield dsn
+        return
+    cluster = TempPostgres(extensions=())
+    try:
+        cluster.start()
+    except IngestError as exc:
+        _unavailable(f"PostgreSQL: {exc}")
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_schema(pg_ledger_dsn: str) -> Iterator[str]:
+    """A ledger schema of this test's own, dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(pg_ledger_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def pg_ledger(pg_ledger_dsn: str, pg_schema: str) -> Iterator[PostgresLedger]:
+    ledger = PostgresLedger(pg_ledger_dsn, schema=pg_schema)
     yield ledger
     ledger.close()
 

@@ -38,8 +38,9 @@ from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.kafka.reader import read_topic
-from ingest_ray.ledger.base import JobFilter
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import JobFilter, Ledger
+from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.ledger.migrate import drop_schema
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import Runtime
 from ingest_ray.states import JobStatus
@@ -65,6 +66,7 @@ def _settings(cfg: BenchConfig, tag: str, partitions: int) -> Settings:
         topic_partitions=partitions, topic_requests=f"bench.{tag}.requests",
         topic_results=f"bench.{tag}.results", topic_mapping=f"bench.{tag}.mapping",
         topic_deadletter=f"bench.{tag}.dlq", runtime_name=f"bench-{tag}",
+        postgres_ledger_schema=f"bench_{tag}",  # with INGEST_RAY_LEDGER_BACKEND=postgres
     )  # fmt: skip
 
 
@@ -86,14 +88,14 @@ def _submit(settings: Settings, docs: list[str], tenant: str) -> dict[str, float
     return submitted
 
 
-def _completed(ledger: RedisLedger, tenant: str, expected: int) -> bool:
+def _completed(ledger: Ledger, tenant: str, expected: int) -> bool:
     counts = ledger.counts(tenant_id=tenant)
     if counts[JobStatus.FAILED]:
         raise RuntimeError(f"ingest_ray: {counts[JobStatus.FAILED]} job(s) failed")
     return counts[JobStatus.COMPLETED] >= expected
 
 
-def _ledger_times(ledger: RedisLedger) -> dict[str, dict[str, float]]:
+def _ledger_times(ledger: Ledger) -> dict[str, dict[str, float]]:
     """From the ledger records: per point (``submitted`` from the request metadata,
     ``admitted`` = created_at, ``started`` = first queued -> processing, ``completed`` =
     finished_at), the time of each measured job."""
@@ -148,7 +150,7 @@ def run_ingest_ray(cfg: BenchConfig, tuning: IngestTuning | None = None) -> Syst
         namespace="ingest-ray-bench", name=f"bench-{tag}", ingress_batch=t.ingress_batch
     )
     runtime = Runtime(settings, bench_catalog(t.pools), options)
-    ledger = RedisLedger.from_settings(settings)
+    ledger = open_ledger(settings)
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     try:
         runtime.start()
@@ -162,11 +164,13 @@ def run_ingest_ray(cfg: BenchConfig, tuning: IngestTuning | None = None) -> Syst
         delete_prefix(client, settings.redis_prefix)
         ledger.close()
         client.close()
+        if settings.ledger_backend == "postgres":
+            drop_schema(settings.postgres_dsn, settings.postgres_ledger_schema)
 
 
 def _measure(
     cfg: BenchConfig, t: IngestTuning, *, settings: Settings, runtime: Runtime,
-    ledger: RedisLedger, client: redis.Redis,
+    ledger: Ledger, client: redis.Redis,
 ) -> SystemResult:  # fmt: skip
     docs = cfg.docs("ingest_ray")
     spy = PySpy(_actor_pids(runtime), t.profile_dir) if t.profile_dir else None

@@ -1,4 +1,4 @@
-"""The job ledger: a protocol and its backends (``redis`` today)."""
+"""The job ledger: a protocol and its backends (Redis, PostgreSQL); ``open_ledger`` picks one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ingest_ray.ledger.base import (
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.ledger.redis import RedisLedger
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "OutboxEntry",
     "OutboxMessage",
     "Page",
+    "PostgresLedger",
     "RedisLedger",
     "TransitionOutcome",
     "TransitionRequest",
+    "open_ledger",
 ]

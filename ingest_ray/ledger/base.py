@@ -1,6 +1,6 @@
 """The job ledger's contract: models, requests and the protocol every backend implements.
 
-The ledger is the durable truth about jobs. Backends (Redis today, PostgreSQL later) apply each
+The ledger is the durable truth about jobs. Backends (Redis and PostgreSQL) apply each
 transition atomically as a compare-and-set on the expected current status, append the transition
 to the job's history and event stream in the same step, and enforce one live job per
 (tenant_id, doc_key).
@@ -295,6 +295,24 @@ class Ledger(Protocol):
 
     def outbox_depth(self) -> int:
         """Messages not yet acknowledged."""
+        ...
+
+    def prune(
+        self,
+        before: datetime,
+        *,
+        tenant_id: str | None = None,
+        exclude_tenants: Sequence[str] = (),
+        batch: int = 1000,
+    ) -> int:
+        """Delete finished (completed, failed, cancelled) jobs that finished before ``before``
+        (of ``tenant_id`` only, or of every tenant but ``exclude_tenants``): their record,
+        history, events, index entries and lease, and their idempotency key where it still
+        names them. Answers how many jobs were deleted; running it again deletes nothing."""
+        ...
+
+    def ping(self) -> bool:
+        """Whether the backend answers."""
         ...
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from ingest_ray.errors import (
 )
 from ingest_ray.ids import id_ceiling, id_floor
 from ingest_ray.keys import RedisKeys
+from ingest_ray.ledger import redis_prune
 from ingest_ray.ledger.base import (
     CreateOutcome,
     Job,
@@ -93,6 +94,7 @@ class RedisLedger:
         self.event_maxlen = event_maxlen
         self._create = self._r.register_script(_load_script("create.lua"))
         self._transition = self._r.register_script(_load_script("transition.lua"))
+        self._prune = self._r.register_script(_load_script("prune.lua"))
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisLedger:
@@ -417,6 +419,20 @@ class RedisLedger:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._group_ready = True
+
+    def prune(
+        self,
+        before: datetime,
+        *,
+        tenant_id: str | None = None,
+        exclude_tenants: Sequence[str] = (),
+        batch: int = 1000,
+    ) -> int:
+        """Delete finished jobs that finished before ``before`` (see ``redis_prune.py``)."""
+        return redis_prune.prune(
+            self._r, self.keys, self._prune, before,
+            tenant_id=tenant_id, exclude_tenants=exclude_tenants, batch=batch,
+        )  # fmt: skip
 
     def ping(self) -> bool:
         """Whether Redis answers."""

@@ -1,4 +1,5 @@
-"""The ledger contract, run against every backend: the in-memory fake and real Redis."""
+"""The ledger contract, run against every backend: the in-memory fake, real Redis and real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from ingest_ray.testing import InMemoryLedger
 S = JobStatus
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgres"])
 def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
     if request.param == "memory":
         yield InMemoryLedger()
     else:
-        yield request.getfixturevalue("redis_ledger")
+        yield request.getfixturevalue(
+            {"redis": "redis_ledger", "postgres": "pg_ledger"}[request.param]
+        )
 
 
 def _new(ledger: Ledger, doc: str = "doc:1", tenant: str = "t1", **kw: object) -> str:
@@ -344,3 +347,95 @@ def test_stage_budgets_and_retry_time_are_stored_with_the_transition(ledger: Led
     job = ledger.get_many([job_id])[0]
     assert job is not None
     assert (job.stage_errors, job.stage_losses, job.next_attempt_at) == (1, 1, None)
+
+
+def test_prune_deletes_finished_jobs_older_than_the_cutoff_and_nothing_else(
+    ledger: Ledger,
+) -> None:
+    old = {s: _job_in(ledger, s, f"doc:old-{s.value}") for s in S}
+    _move(ledger, old[S.PROCESSING], S.PROCESSING, S.PROCESSING, stage="a", lease_s=60)
+    replaced = _job_in(ledger, S.FAILED, "doc:replaced")
+    holder = ledger.create(NewJob("t1", "doc:replaced", "auto")).job_id  # now holds the doc
+    other_tenant = _new(ledger, "doc:t2", tenant="t2")
+    _move(ledger, other_tenant, S.QUEUED, S.CANCELLED)
+    time.sleep(0.05)
+    cutoff = datetime.now(UTC)
+    time.sleep(0.05)
+    young = _job_in(ledger, S.COMPLETED, "doc:young")
+
+    assert ledger.prune(cutoff, tenant_id="t1") == 4  # completed, failed, cancelled, replaced
+    assert ledger.prune(cutoff, tenant_id="t1") == 0  # idempotent
+    for job_id in (old[S.COMPLETED], old[S.FAILED], old[S.CANCELLED], replaced):
+        with pytest.raises(JobNotFoundError):
+            ledger.get(job_id)
+        assert ledger.events(job_id) == []
+        assert ledger.get_many([job_id]) == [None]
+    kept = {old[S.QUEUED], old[S.PROCESSING], holder, young}
+    assert {j.job_id for j in ledger.list_jobs(JobFilter(tenant_id="t1")).items} == kept
+    assert ledger.list_jobs(JobFilter(tenant_id="t1", doc_key="doc:old-completed")).items == []
+    assert ledger.counts(tenant_id="t1") == {
+        S.QUEUED: 2, S.PROCESSING: 1, S.COMPLETED: 1, S.FAILED: 0, S.CANCELLED: 0,
+    }  # fmt: skip
+    future = datetime.now(UTC) + timedelta(seconds=120)
+    assert ledger.expired_leases(now=future) == [old[S.PROCESSING]]
+    # the pruned completed job no longer holds its document; the replacement still holds its own
+    again = ledger.create(NewJob("t1", "doc:old-completed", "auto"))
+    assert again.created and again.job_id != old[S.COMPLETED]
+    assert ledger.create(NewJob("t1", "doc:replaced", "auto")).job_id == holder
+    # every tenant but t2, then t2 as well
+    assert ledger.prune(cutoff, exclude_tenants=["t2"]) == 0
+    assert ledger.get(other_tenant).status is S.CANCELLED
+    assert ledger.prune(cutoff) == 1
+    assert ledger.counts(tenant_id="t2") == dict.fromkeys(S, 0)
+
+
+def test_prune_works_through_more_jobs_than_one_batch(ledger: Ledger) -> None:
+    ids = [_job_in(ledger, S.CANCELLED, f"doc:{i}") for i in range(25)]
+    time.sleep(0.02)
+    assert ledger.prune(datetime.now(UTC), batch=10) == 25
+    assert ledger.get_many(ids) == [None] * 25
+
+
+def test_redis_prune_leaves_no_key_or_index_entry_of_the_job(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis as redis_lib
+
+    ledger = RedisLedger(redis_url, prefix=redis_prefix)
+    job_id = _new(ledger, "doc:gone")
+    _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="chunk", lease_s=60)
+    _move(ledger, job_id, S.PROCESSING, S.COMPLETED)
+    keep = _new(ledger, "doc:kept")
+    time.sleep(0.02)
+    assert ledger.prune(datetime.now(UTC)) == 1
+    client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    names = list(client.scan_iter(match=f"{redis_prefix}*", count=1000))
+    assert not [n for n in names if job_id in n]
+    for name in names:
+        if client.type(name) == "zset":
+            assert client.zscore(name, job_id) is None, name
+        elif client.type(name) == "string":
+            assert client.get(name) != job_id, name
+    assert ledger.get(keep).status is S.QUEUED
+    client.close()
+    ledger.close()
+
+
+def test_concurrent_transitions_of_one_job_apply_exactly_once(ledger: Ledger) -> None:
+    job_id = _new(ledger)
+    barrier = threading.Barrier(16)
+
+    def start(i: int) -> bool:
+        barrier.wait()
+        try:
+            _move(ledger, job_id, S.QUEUED, S.PROCESSING, attempts=1, data={"by": i})
+        except StaleTransitionError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:
+        won = list(pool.map(start, range(16)))
+    assert sum(won) == 1
+    history = ledger.get(job_id).history
+    assert [e.kind for e in history] == ["created", "transition"]
+    assert history[-1].data == {"by": won.index(True)}

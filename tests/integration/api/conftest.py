@@ -19,7 +19,8 @@ import redis
 from ingest_ray.auth import ApiKeyStore
 from ingest_ray.config import Settings
 from ingest_ray.kafka import KafkaClient
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import Ledger
+from ingest_ray.ledger.factory import open_ledger
 from serve_app.settings import ApiSettings
 from tests.conftest import Services
 
@@ -63,7 +64,7 @@ class ApiEnv:
     url: str
     settings: Settings
     api: ApiSettings
-    ledger: RedisLedger
+    ledger: Ledger
     redis: redis.Redis
     keys: dict[str, str]
     store: ApiKeyStore
@@ -110,7 +111,7 @@ def api_env(
     port = free_port()
     server.start(settings, api, host="127.0.0.1", port=port, replicas=1)
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    ledger = RedisLedger.from_settings(settings)
+    ledger = open_ledger(settings)
     env = ApiEnv(f"http://127.0.0.1:{port}", settings, api, ledger, client, keys, store)
     try:
         yield env

@@ -14,7 +14,8 @@ from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger import Job, JobFilter
-from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.ledger.base import Ledger
+from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import STAGE_FACTORIES, builtin_catalog
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.options import RuntimeOptions
@@ -30,7 +31,7 @@ class Env:
 
     settings: Settings
     options: RuntimeOptions
-    ledger: RedisLedger
+    ledger: Ledger
     redis: redis.Redis
 
     def catalog(self) -> Catalog:
@@ -76,7 +77,7 @@ def env(services: Services, redis_prefix: str, local_ray: None) -> Iterator[Env]
     )  # fmt: skip
     KafkaClient.from_settings(settings).ensure_topics()
     client = redis.Redis.from_url(services.redis_url, decode_responses=True)
-    ledger = RedisLedger.from_settings(settings)
+    ledger = open_ledger(settings)
     yield Env(settings, RuntimeOptions(name=f"rt-{tag}", reconcile_s=1.0), ledger, client)
     ledger.close()
     client.close()
