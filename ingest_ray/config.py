@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     #: the largest message the topics take (the producer's ``message.max.bytes``); a dead
     #: letter of a larger original keeps only its first part
     kafka_max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    #: how soon the group hands a dead consumer's partitions to the others
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    #: the local stack's Redis durability: ``everysec`` or ``always`` (see docs/reliability.md)
+    redis_appendfsync: str = Field(default="everysec", pattern="^(everysec|always)$")
     topic_replication: int = Field(default=1, ge=1)
     consumer_group: str = "ingest-ray"
     redis_prefix: str = "ir:"

@@ -8,6 +8,7 @@ against Redis.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
@@ -40,7 +41,9 @@ from ingest_ray.ledger.base import (
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.pipelines.builtin import STAGE_FACTORIES
 from ingest_ray.pipelines.catalog import Catalog
+from ingest_ray.runtime.stage_host import build_stage
 from ingest_ray.stages.base import StageInput, StageOutput
 from ingest_ray.states import (
     DEDUPLICATING,
@@ -429,3 +432,60 @@ def use_scripted_stages(catalog: Catalog) -> None:
     """A plugin (``INGEST_RAY_PLUGINS``) that runs every stage as a :class:`ScriptedStage`."""
     for name in catalog.stages:
         catalog.stages[name] = "ingest_ray.testing:ScriptedStage"
+
+
+class FlakyStage:
+    """A built-in stage that fails retryably at a rate (``sections["flaky"]``: ``rate``, a share
+    of tries, and ``stages``, the stage names to wrap). Which tries fail is a pure function of
+    (job, stage, attempt), so a run is reproducible. For chaos tests: a recoverable error must
+    never become a permanent failure."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        flaky = settings.sections.get("flaky", {})
+        self.name = name
+        self.rate = float(flaky.get("rate", 0.0)) if name in flaky.get("stages", []) else 0.0
+        self._inner = build_stage(STAGE_FACTORIES[name], settings, name)
+        self.batch_size = self._inner.batch_size
+        self.injected = 0
+
+    def _fails(self, item: StageInput) -> bool:
+        digest = hashlib.sha256(f"{item.job_id}|{self.name}|{item.attempt}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.rate
+
+    async def run(self, item: StageInput) -> StageOutput:
+        """The wrapped stage, unless this try is one that fails."""
+        if self._fails(item):
+            self.injected += 1
+            raise RetryableError(f"{self.name}: injected transient failure (try {item.attempt})")
+        return await self._inner.run(item)
+
+    async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
+        """The wrapped stage for the tries that do not fail."""
+        keep = [i for i in items if not self._fails(i)]
+        done = iter(await self._inner.run_batch(keep) if keep else [])
+        out: list[StageOutput | IngestError] = []
+        for item in items:
+            if item in keep:
+                out.append(next(done))
+            else:
+                self.injected += 1
+                out.append(RetryableError(f"{self.name}: injected transient failure"))
+        return out
+
+    async def compensate(self, items: Sequence[StageInput]) -> None:
+        """The wrapped stage's compensation, if it has one."""
+        hook = getattr(self._inner, "compensate", None)
+        if hook is not None:
+            await hook(items)
+
+    async def aclose(self) -> None:
+        """Close the wrapped stage."""
+        await self._inner.aclose()
+
+
+def use_flaky_stages(catalog: Catalog) -> None:
+    """A plugin that wraps every built-in stage in :class:`FlakyStage` (rates come from the
+    settings' ``flaky`` section where the stage runs)."""
+    for name in catalog.stages:
+        if name in STAGE_FACTORIES:
+            catalog.stages[name] = "ingest_ray.testing:FlakyStage"

@@ -27,6 +27,7 @@ class KafkaClient:
     replication: int = 1
     health_timeout_s: float = 5.0
     topics: tuple[str, ...] = ALL_TOPICS
+    session_timeout_ms: int = 10_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaClient:
@@ -37,6 +38,7 @@ class KafkaClient:
             replication=settings.topic_replication,
             health_timeout_s=settings.health_timeout_s,
             topics=settings.topics,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
         )
 
     def producer(self, **overrides: Any) -> Producer:
@@ -44,7 +46,9 @@ class KafkaClient:
         return Producer(self.bootstrap_servers, **overrides)
 
     def consumer(self, group_id: str, topics: Sequence[str], **overrides: Any) -> Consumer:
-        """A new at-least-once consumer in ``group_id``."""
+        """A new at-least-once consumer in ``group_id``; a consumer that dies is out of the group
+        after ``session_timeout_ms``, so the others take its partitions over."""
+        overrides = {"session.timeout.ms": self.session_timeout_ms, **overrides}
         return Consumer(self.bootstrap_servers, group_id, topics, **overrides)
 
     def ensure_topics(self, topics: Iterable[str] | None = None) -> dict[str, TopicOutcome]:

@@ -38,7 +38,7 @@ class StageHost:
         if stage is None:
             if name not in self._factories:
                 raise ConfigurationError(f"no stage called {name!r} in this pool")
-            stage = _build(load_factory(self._factories[name]), self._settings, name)
+            stage = build_stage(self._factories[name], self._settings, name)
             self._stages[name] = stage
         return stage
 
@@ -110,6 +110,11 @@ class StageHost:
         for stage in self._stages.values():
             await stage.aclose()
         self._stages.clear()
+
+
+def build_stage(path: str, settings: Settings, name: str) -> Stage:
+    """Build the stage at import path ``path`` (``module:factory``)."""
+    return _build(load_factory(path), settings, name)
 
 
 def _build(factory: Any, settings: Settings, name: str) -> Stage:

@@ -42,6 +42,7 @@ class LocalStack:
         kafka_port: int = 9092,
         controller_port: int = 9093,
         redis_port: int = 6379,
+        redis_appendfsync: str = "everysec",
     ) -> None:
         self.state_dir = state_dir
         self.kafka = KafkaService(
@@ -51,7 +52,11 @@ class LocalStack:
             port=kafka_port,
             controller_port=controller_port,
         )
-        self.redis = RedisService(home=state_dir / "redis", port=redis_port)
+        if redis_appendfsync not in ("everysec", "always"):
+            raise StackError(f"appendfsync must be everysec or always, not {redis_appendfsync!r}")
+        self.redis = RedisService(
+            home=state_dir / "redis", port=redis_port, appendfsync=redis_appendfsync
+        )
         self.services: tuple[Service, ...] = (self.redis, self.kafka)
 
     @classmethod
@@ -61,6 +66,7 @@ class LocalStack:
             settings.state_dir / "stack",
             settings.cache_dir,
             kafka_version=settings.kafka_version,
+            redis_appendfsync=settings.redis_appendfsync,
             **ports,
         )
 

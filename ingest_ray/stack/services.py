@@ -188,11 +188,14 @@ class KafkaService:
 
 @dataclass
 class RedisService:
-    """Redis on loopback with append-only persistence (``appendfsync everysec``)."""
+    """Redis on loopback with append-only persistence. ``appendfsync`` is ``everysec`` (a
+    killed process loses nothing it acknowledged; a power loss up to about one second) or
+    ``always`` (fsync before every reply: nothing is lost, at a cost per write)."""
 
     home: Path
     port: int = 6379
     name: str = "redis"
+    appendfsync: str = "everysec"
 
     @property
     def address(self) -> str:
@@ -219,7 +222,7 @@ class RedisService:
                     "daemonize no",
                     f"dir {self.home}",
                     "appendonly yes",
-                    "appendfsync everysec",
+                    f"appendfsync {self.appendfsync}",
                     "save 900 1",
                     "",
                 ]

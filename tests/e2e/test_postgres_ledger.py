@@ -121,7 +121,9 @@ def pg_api(
     assert isinstance(ledger, PostgresLedger)
     env = ApiEnv(f"http://127.0.0.1:{port}", settings, api, ledger, client, keys, store)
     catalog = builtin_catalog(settings, factories=SCRIPTED)
-    runtime = Runtime(settings, catalog, RuntimeOptions(name=settings.runtime_name, reconcile_s=1.0))
+    runtime = Runtime(
+        settings, catalog, RuntimeOptions(name=settings.runtime_name, reconcile_s=1.0)
+    )
     runtime.start()
     runtime.start_ingress(1, tag="pg")
     try:
