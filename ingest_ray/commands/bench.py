@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -75,3 +76,52 @@ def orchestration(
     if json_path is not None:
         write_json(doc, json_path)
         console.print(f"wrote {json_path}")
+
+
+@bench_app.command("chaos")
+def chaos(
+    jobs: Annotated[int, typer.Option(min=10, help="Good requests (text and PDFs).")] = 5000,
+    duration: Annotated[float, typer.Option(help="Seconds of faults while jobs flow.")] = 600.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="IngestWorker processes.")] = 2,
+    fault_every: Annotated[float, typer.Option(help="Mean seconds between faults.")] = 15.0,
+    flaky_rate: Annotated[float, typer.Option(help="Share of stage tries that fail.")] = 0.05,
+    malformed: Annotated[int, typer.Option(min=0, help="Malformed messages mixed in.")] = 120,
+    pdf_share: Annotated[float, typer.Option(help="Share of requests that are PDFs.")] = 0.05,
+    pdfs: Annotated[Path | None, typer.Option(help="PDFs to copy (default: the samples).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the corpus and the faults.")] = 7,
+) -> None:
+    """Random faults on every component while jobs flow, then: lost, doubled, unfinished?"""
+    import tempfile  # noqa: PLC0415
+
+    import ray  # noqa: PLC0415 - Ray loads on demand
+
+    from benchmarks.chaos.harness import ChaosConfig, ChaosRun  # noqa: PLC0415
+    from ingest_ray.samples import write_samples  # noqa: PLC0415
+
+    cfg = ChaosConfig(
+        jobs=jobs, duration_s=duration, workers=workers, fault_every_s=fault_every,
+        flaky_rate=flaky_rate, malformed=malformed, pdf_share=pdf_share, seed=seed,
+    )  # fmt: skip
+    ray.init(num_cpus=settings().ray_local_num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ingest-ray-chaos-") as tmp:
+            workdir = Path(tmp)
+            sources = sorted(pdfs.glob("*.pdf")) if pdfs else write_samples(workdir / "samples")
+            report = ChaosRun(cfg, workdir, log=err_console.print).run(sources)
+    finally:
+        ray.shutdown()
+    report.command = _command_line()
+    doc = report.to_json()
+    table = Table("figure", "value")
+    for name, value in doc["findings"].items():
+        table.add_row(name, str(value))
+    for name in ("faults_injected", "recovery_s_max", "recovery_s_mean", "settle_s", "wall_s"):
+        table.add_row(name, str(doc[name]))
+    console.print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(doc, indent=2, default=str))
+        console.print(f"wrote {json_path}")
+    if not report.findings.promises_kept:
+        raise typer.Exit(1)
