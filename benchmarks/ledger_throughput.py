@@ -7,7 +7,9 @@ For each backend: jobs/s for create and for queued -> processing -> completed, s
 batched, and the batch/single ratios. Redis is the one at ``--redis-url`` (a throw-away key
 prefix, removed afterwards). PostgreSQL is ``--postgres-dsn`` when given, else a throw-away
 cluster started here with PostgreSQL's durable defaults (fsync and synchronous commit on, as a
-production server runs); the ledger lives in a throw-away schema. ``--backends`` picks which.
+production server runs); the ledger lives in a throw-away schema. ``redis-everysec`` and
+``redis-always`` are throw-away redis-servers started here with AOF and that ``appendfsync``, so
+the two durability settings are measured the same way. ``--backends`` picks which.
 """
 
 from __future__ import annotations
@@ -103,6 +105,38 @@ def run_redis(url: str, n: int, batch: int) -> dict[str, Any]:
 
 
 @contextmanager
+def _temp_redis(appendfsync: str) -> Iterator[str]:
+    """A redis-server of its own, AOF on with this fsync policy, on a free loopback port."""
+    import shutil  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as home:
+        server = shutil.which("redis-server") or "/usr/sbin/redis-server"
+        proc = subprocess.Popen(
+            [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", home, "--save", "",
+             "--appendonly", "yes", "--appendfsync", appendfsync],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            for _ in range(100):
+                try:
+                    if redis.Redis.from_url(url, socket_timeout=0.5).ping():
+                        break
+                except redis.RedisError:
+                    time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@contextmanager
 def _postgres(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
@@ -148,6 +182,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         if backend == "redis":
             result["redis"] = run_redis(args.redis_url, args.jobs, args.batch)
+        elif backend in ("redis-everysec", "redis-always"):
+            with _temp_redis(backend.split("-")[1]) as url:
+                result[backend] = run_redis(url, args.jobs, args.batch)
         elif backend == "postgres":
             result["postgres"] = run_postgres(args.postgres_dsn, args.jobs, args.batch)
         else:

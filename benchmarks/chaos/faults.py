@@ -90,8 +90,17 @@ class Injector:
         return name
 
     def _stage_actor(self) -> str:
-        names = [n for n in _alive_actor_names() if _is_stage_actor(n, self.options.name)]
+        names = self._stage_actor_names()
         return self._kill_named(self.rng.choice(names)) if names else "(none alive)"
+
+    def _stage_actor_names(self) -> list[str]:
+        """Pool actors, as the Dispatcher knows them (no dashboard needed)."""
+        dispatcher = find(self.options.dispatcher_name, self.options.namespace)
+        try:
+            pools = ray.get(dispatcher.stats.remote(), timeout=10).pools if dispatcher else {}
+        except Exception:  # restarting: nothing to pick this time
+            return []
+        return [name for pool in pools.values() for name in pool.actors]
 
     def _dispatcher(self) -> str:
         return self._kill_named(self.options.dispatcher_name)
@@ -103,8 +112,8 @@ class Injector:
         return self._kill_named(self.options.relay_name)
 
     def _ingress_actor(self) -> str:
-        prefix = f"{self.options.name}/ingress/"
-        names = [n for n in _alive_actor_names() if n.startswith(prefix)]
+        names = [self.options.ingress_name(w, 0) for w in sorted(self.workers.procs)]
+        names = [n for n in names if find(n, self.options.namespace) is not None]
         return self._kill_named(self.rng.choice(names)) if names else "(none alive)"
 
     # --- processes ----------------------------------------------------------------------------
@@ -127,19 +136,3 @@ class Injector:
 
     def _redis_kill9(self) -> str:
         return self._kill9(self.stack.redis)
-
-
-def _alive_actor_names() -> list[str]:
-    from ray.util.state import list_actors  # noqa: PLC0415 - the state API loads on demand
-
-    actors = list_actors(
-        filters=[("state", "=", "ALIVE")], limit=10_000, raise_on_missing_output=False
-    )
-    return [a.name for a in actors if a.name]
-
-
-def _is_stage_actor(name: str, runtime: str) -> bool:
-    if not name.startswith(f"{runtime}/"):
-        return False
-    rest = name[len(runtime) + 1 :]
-    return not rest.startswith(("ingress/", "dispatcher", "ledger-cache", "outbox-relay"))
