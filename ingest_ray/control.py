@@ -90,11 +90,12 @@ class ControlInbox:
         """Announce a command."""
         self._r.xadd(self.key, {"c": encode_command(command)})
 
-    def read(self, consumer: str, count: int = 500) -> list[InboxEntry]:
-        """This consumer's unacknowledged commands first (after a restart), then new ones."""
+    def read(self, consumer: str, count: int = 500, *, pending: bool = True) -> list[InboxEntry]:
+        """New commands; with ``pending``, this consumer's unacknowledged ones first (after a
+        restart, or to act again on one that could not be finished)."""
         self._ensure_group()
         out: dict[str, InboxEntry] = {}
-        for start in ("0", ">"):
+        for start in ("0", ">") if pending else (">",):
             reply: Any = self._r.xreadgroup(INBOX_GROUP, consumer, {self.key: start}, count=count)
             for entry_id, fields in reply[0][1] if reply else []:
                 out.setdefault(entry_id, InboxEntry(entry_id, _decode(fields)))

@@ -124,6 +124,21 @@ class DispatcherCore:
         """Every job held (for reconciliation with the ledger)."""
         return list(self._held)
 
+    def waiting_since(self, moment: float) -> list[str]:
+        """Held jobs ready or on a timer since before ``moment`` (neither in flight nor
+        settling): the ones worth comparing with the ledger."""
+        return [
+            job_id
+            for job_id, item in self._held.items()
+            if item.ready_at < moment
+            and job_id not in self._dispatch_of
+            and job_id not in self._settling
+        ]
+
+    def unstarted(self) -> int:
+        """Held jobs whose queued -> processing write is still to come."""
+        return sum(1 for item in self._held.values() if item.needs_start)
+
     def dispatch_of(self, job_id: str) -> Dispatch | None:
         """The in-flight dispatch that carries ``job_id``, if any."""
         dispatch_id = self._dispatch_of.get(job_id)

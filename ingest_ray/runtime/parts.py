@@ -85,7 +85,9 @@ class Launcher(Protocol):
 class Inbox(Protocol):
     """Where control commands arrive (blocking calls, run on a thread)."""
 
-    def read(self, consumer: str, count: int = 500) -> list[InboxEntry]: ...
+    def read(
+        self, consumer: str, count: int = 500, *, pending: bool = True
+    ) -> list[InboxEntry]: ...
     def ack(self, entry_ids: list[str]) -> None: ...
 
 

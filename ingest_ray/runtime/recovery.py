@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PAGE = 1000
+#: a job held this long without moving is compared with the ledger by reconciliation
+STALE_WAIT_S = 30.0
+#: how often the inbox's unacknowledged entries are read again
+PENDING_EVERY_S = 2.0
 
 
 class Recovery:
@@ -57,6 +61,7 @@ class Recovery:
         self._cancels: dict[str, list[str]] = {}  # running job -> inbox entries to acknowledge
         self._retry_at: dict[str, float] = {}  # inbox entry -> when to act on it again
         self._window = itertools.count()
+        self._pending_at = 0.0
 
     # --- start ----------------------------------------------------------------------------
 
@@ -166,9 +171,12 @@ class Recovery:
 
     async def read_inbox(self) -> None:
         """Act on control commands; acknowledge each once it is done."""
-        entries = await asyncio.to_thread(self.inbox.read, self.consumer, 500)
-        done: list[str] = []
         now = self.core.clock()
+        pending = now >= self._pending_at  # own unacknowledged entries: now and then
+        if pending:
+            self._pending_at = now + PENDING_EVERY_S
+        entries = await asyncio.to_thread(self.inbox.read, self.consumer, 500, pending=pending)
+        done: list[str] = []
         for entry in entries:
             if self._retry_at.get(entry.entry_id, 0.0) > now or self._waiting(entry):
                 continue
@@ -260,9 +268,9 @@ class Recovery:
         await self._check_held()
 
     async def _check_held(self) -> None:
-        """A rolling window of held jobs against the ledger: finished or cancelled ones
-        (a command that never arrived) are dropped."""
-        held = self.core.held_ids()
+        """Held jobs that have been waiting a while, against the ledger, a window at a time:
+        finished or cancelled ones (a command that never arrived) are dropped."""
+        held = self.core.waiting_since(self.core.clock() - STALE_WAIT_S)
         if not held:
             return
         start = (next(self._window) * PAGE) % len(held)

@@ -43,7 +43,7 @@ class RelayActor:
         self._thread.start()
 
     def _run(self) -> None:
-        backoff, flushed = 0.0, 0.0
+        backoff, flushed, idle = 0.0, 0.0, self._idle_s
         while not self._stop.is_set():
             try:
                 sent = self._relay.step()
@@ -58,8 +58,10 @@ class RelayActor:
             if time.monotonic() - flushed > 1.0:
                 flushed = time.monotonic()
                 self._gauges()
+            # an empty outbox is polled less and less often (up to 5x the idle interval)
+            idle = self._idle_s if sent else min(5 * self._idle_s, idle * 1.5)
             if not sent:
-                self._stop.wait(self._idle_s)
+                self._stop.wait(idle)
 
     def _gauges(self) -> None:
         with contextlib.suppress(Exception):  # a gauge is best effort; step() reports outages

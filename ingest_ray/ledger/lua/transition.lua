@@ -1,7 +1,7 @@
 -- Compare-and-set transition of one job, with its index moves, history and event in one step.
 -- ARGV: prefix, job_id, expected, target, now_ms, stage ('' = unchanged), error_json ('' = keep,
 --       '-' = clear), attempts_delta, expected_attempts ('' = any), lease_ms ('' = keep, 0 = clear),
---       maxlen, event_json (with "seq" and "attempts" left for this script to fill),
+--       maxlen, event_json (an object without "seq" and "attempts": this script adds them),
 --       terminal statuses (comma separated), dedup statuses (comma separated),
 --       attempts_set ('' = use the delta), output_stage ('' = none), output_json,
 --       stage_errors ('' = keep), stage_losses ('' = keep), retry_in_ms ('' = clear
@@ -89,10 +89,9 @@ elseif lease ~= '' then
 end
 
 local seq = redis.call('HINCRBY', key, 'event_seq', 1)
-local event = cjson.decode(ARGV[12])
-event['seq'] = seq
-event['attempts'] = attempts
-local encoded = cjson.encode(event)
+-- the event arrives as a JSON object without seq and attempts: prefix them (cheaper than
+-- decoding and encoding it here)
+local encoded = '{"seq":' .. seq .. ',"attempts":' .. attempts .. ',' .. string.sub(ARGV[12], 2)
 redis.call('XADD', key .. ':events', 'MAXLEN', '~', ARGV[11], seq .. '-0', 'e', encoded)
 redis.call('RPUSH', key .. ':history', encoded)
 local count = tonumber(ARGV[21] or '0')

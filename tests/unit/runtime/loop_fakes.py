@@ -104,7 +104,7 @@ class FakeInbox:
     def push(self, command: Command | None) -> None:
         self.entries[f"{next(self._ids)}-0"] = command
 
-    def read(self, consumer: str, count: int = 500) -> list[InboxEntry]:
+    def read(self, consumer: str, count: int = 500, *, pending: bool = True) -> list[InboxEntry]:
         return [InboxEntry(i, c) for i, c in list(self.entries.items())[:count]]
 
     def ack(self, entry_ids: list[str]) -> None:

@@ -205,6 +205,9 @@ async def test_loop_reconcile_drops_held_jobs_the_ledger_says_are_cancelled() ->
     await r.until(lambda: r.loop.core.stats().timers == 1)
     r.ledger.transition(TransitionRequest(job, S.PROCESSING, S.CANCELLED))  # no command sent
     await r.loop.recovery.reconcile()
+    assert r.loop.core.holds(job)  # not waiting long enough yet to be worth a look
+    r.clock.now += 40
+    await r.loop.recovery.reconcile()
     assert not r.loop.core.holds(job)
     assert r.loop.recovery.repairs["held_finished"] == 1
 
