@@ -422,6 +422,14 @@ class ScriptedStage:
         self._redis.close()
 
 
+def _cancelled(item: StageInput) -> IngestError | None:
+    try:
+        item.check_cancelled()
+    except IngestError as exc:
+        return exc
+    return None
+
+
 async def _sleep_unless_cancelled(delay: float, item: StageInput) -> None:
     deadline = time.monotonic() + delay
     while not item.cancelled and time.monotonic() < deadline:
@@ -436,14 +444,16 @@ def use_scripted_stages(catalog: Catalog) -> None:
 
 class FlakyStage:
     """A built-in stage that fails retryably at a rate (``sections["flaky"]``: ``rate``, a share
-    of tries, and ``stages``, the stage names to wrap). Which tries fail is a pure function of
-    (job, stage, attempt), so a run is reproducible. For chaos tests: a recoverable error must
-    never become a permanent failure."""
+    of tries, and ``stages``, the stage names to wrap) and may linger after its work is done
+    (``after_s``: stage name -> seconds, e.g. an index write that landed just before the job
+    was cancelled). Which tries fail is a pure function of (job, stage, attempt), so a run is
+    reproducible. For chaos tests: a recoverable error must never become a permanent failure."""
 
     def __init__(self, settings: Settings, name: str) -> None:
         flaky = settings.sections.get("flaky", {})
         self.name = name
         self.rate = float(flaky.get("rate", 0.0)) if name in flaky.get("stages", []) else 0.0
+        self.after_s = float(flaky.get("after_s", {}).get(name, 0.0))
         self._inner = build_stage(STAGE_FACTORIES[name], settings, name)
         self.batch_size = self._inner.batch_size
         self.injected = 0
@@ -457,16 +467,22 @@ class FlakyStage:
         if self._fails(item):
             self.injected += 1
             raise RetryableError(f"{self.name}: injected transient failure (try {item.attempt})")
-        return await self._inner.run(item)
+        result = await self._inner.run(item)
+        await _sleep_unless_cancelled(self.after_s, item)
+        item.check_cancelled()
+        return result
 
     async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
         """The wrapped stage for the tries that do not fail."""
         keep = [i for i in items if not self._fails(i)]
         done = iter(await self._inner.run_batch(keep) if keep else [])
+        if keep:
+            await _sleep_unless_cancelled(self.after_s, keep[0])
         out: list[StageOutput | IngestError] = []
         for item in items:
             if item in keep:
-                out.append(next(done))
+                result = next(done)
+                out.append(_cancelled(item) or result)
             else:
                 self.injected += 1
                 out.append(RetryableError(f"{self.name}: injected transient failure"))
