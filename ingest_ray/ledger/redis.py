@@ -15,12 +15,12 @@ prefix, so this backend expects a single Redis (not Cluster).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, cast
 
+import orjson
 import redis
 
 from ingest_ray.errors import (
@@ -140,11 +140,11 @@ class RedisLedger:
             job.doc_key,
             job.pipeline,
             job.priority,
-            json.dumps(job.metadata),
+            _dumps(job.metadata),
             now,
             self.event_maxlen,
             _DEDUP_ARG,
-            json.dumps(event),
+            _dumps(event),
         ]
 
     @staticmethod
@@ -214,12 +214,12 @@ class RedisLedger:
             expected_attempts,
             lease,
             self.event_maxlen,
-            json.dumps(event),
+            _dumps(event),
             _TERMINAL_ARG,
             _DEDUP_ARG,
             "" if req.attempts is None else req.attempts,
             req.output_stage or "",
-            json.dumps(req.output) if req.output is not None else "",
+            _dumps(req.output) if req.output is not None else "",
             "" if req.stage_errors is None else req.stage_errors,
             "" if req.stage_losses is None else req.stage_losses,
             "" if req.retry_in_s is None else int(req.retry_in_s * 1000),
@@ -346,7 +346,7 @@ class RedisLedger:
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after``, oldest first."""
         entries = self._r.xrange(self._key(job_id) + ":events", f"({after}-0", "+", count=count)
-        return [_event(json.loads(fields["e"])) for _, fields in cast("list[Any]", entries)]
+        return [_event(orjson.loads(fields["e"])) for _, fields in cast("list[Any]", entries)]
 
     # --- the outbox ---------------------------------------------------------------------------
 
@@ -453,7 +453,7 @@ class RedisLedger:
         if not row:
             return None
         error = row.get("error")
-        outputs = {k[4:]: json.loads(v) for k, v in row.items() if k.startswith("out:")}
+        outputs = {k[4:]: orjson.loads(v) for k, v in row.items() if k.startswith("out:")}
         return Job(
             job_id=row["job_id"],
             tenant_id=row["tenant_id"],
@@ -464,7 +464,7 @@ class RedisLedger:
             priority=int(row.get("priority") or 5),
             attempts=int(row.get("attempts") or 0),
             error=JobError.model_validate_json(error) if error else None,
-            metadata=json.loads(row.get("metadata") or "{}"),
+            metadata=orjson.loads(row.get("metadata") or "{}"),
             created_at=cast(datetime, _dt(row["created_at"])),
             updated_at=cast(datetime, _dt(row["updated_at"])),
             started_at=_dt(row.get("started_at")),
@@ -474,8 +474,13 @@ class RedisLedger:
             stage_errors=int(row.get("stage_errors") or 0),
             stage_losses=int(row.get("stage_losses") or 0),
             outputs=outputs,
-            history=[_event(json.loads(h)) for h in history],
+            history=[_event(orjson.loads(h)) for h in history],
         )
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON (orjson: several times faster than the standard library on this path)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, str]:
@@ -484,7 +489,7 @@ def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, str]:
         message.key if message.key is not None else "",
         message.value,
         message.event_id,
-        json.dumps(message.headers),
+        _dumps(message.headers),
     )
 
 
@@ -495,7 +500,7 @@ def _message(fields: dict[bytes, bytes]) -> OutboxMessage:
         key=key or None,
         value=fields[b"v"],
         event_id=fields[b"id"].decode(),
-        headers=tuple((str(k), str(v)) for k, v in json.loads(fields[b"h"])),
+        headers=tuple((str(k), str(v)) for k, v in orjson.loads(fields[b"h"])),
     )
 
 
