@@ -1,4 +1,9 @@
-"""``ingest-ray bench orchestration``: the side-by-side orchestration benchmark."""
+"""``ingest-ray bench ...``: the side-by-side benchmarks.
+
+The benchmark code lives in the source checkout's ``benchmarks/`` package, not in the engine:
+these commands import it lazily from the checkout an editable install (``pip install -e .``)
+points at, and say so when there is none.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from rich.table import Table
 
 from ingest_ray.commands.common import console, err_console, settings
 
+#: the checkout that holds ``ingest_ray/`` (and ``benchmarks/`` beside it)
+CHECKOUT = Path(__file__).resolve().parents[2]
+
 bench_app = typer.Typer(help="Benchmarks (need the `bench` extra for the Celery/Dramatiq peers).")
 
 
@@ -20,10 +28,26 @@ def bench() -> None:
     """Benchmarks, measured on demand (tests never assert on speed)."""
 
 
-def _command_line() -> str:
+def load_benchmarks() -> None:
+    """Put the checkout's ``benchmarks`` package on the import path of this process and of every
+    process it starts; a clear error when ingest_ray was not installed from a checkout."""
+    if (CHECKOUT / "benchmarks" / "__init__.py").is_file() and str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    try:
+        import benchmarks  # noqa: PLC0415 - the checkout's package, found at run time
+    except ImportError:
+        err_console.print(
+            "the benchmarks ship with the source checkout, not with the package: run them from "
+            "a git checkout installed with `pip install -e .`"
+        )
+        raise typer.Exit(2) from None
+    benchmarks.export_path()
+
+
+def _command_line(module: str = "benchmarks.orchestration") -> str:
     """How this run was invoked, for the report."""
     program = Path(sys.argv[0]).name
-    prefix = "ingest-ray" if program == "ingest-ray" else "python -m benchmarks.orchestration"
+    prefix = "ingest-ray" if program == "ingest-ray" else f"python -m {module}"
     return f"{prefix} {shlex.join(sys.argv[1:])}"
 
 
@@ -47,10 +71,11 @@ def orchestration(
     ] = None,
 ) -> None:
     """Run the same 4-stage no-op pipeline through each system and compare jobs/s and latency."""
-    from ingest_ray.bench.common import BenchConfig  # noqa: PLC0415 - Ray loads on demand
-    from ingest_ray.bench.ingest_system import IngestTuning  # noqa: PLC0415
-    from ingest_ray.bench.orchestration import markdown_table, run, write_json  # noqa: PLC0415
-    from ingest_ray.bench.stages import PoolTuning  # noqa: PLC0415
+    load_benchmarks()
+    from benchmarks.common import BenchConfig  # noqa: PLC0415 - Ray loads on demand
+    from benchmarks.orchestration.ingest_system import IngestTuning  # noqa: PLC0415
+    from benchmarks.orchestration.run import markdown_table, run, write_json  # noqa: PLC0415
+    from benchmarks.orchestration.stages import PoolTuning  # noqa: PLC0415
 
     cfg = settings()
     bench = BenchConfig(

@@ -22,10 +22,10 @@ from typing import Any
 import ray
 import redis
 
-from ingest_ray.bench.common import BenchConfig, SystemResult, machine_info
-from ingest_ray.bench.ingest_system import IngestTuning, run_ingest_ray
-from ingest_ray.bench.peers import celery_peer, dramatiq_peer, run_peer
-from ingest_ray.bench.ray_floor import run_ray_floor
+from benchmarks.common import BenchConfig, SystemResult, machine_info
+from benchmarks.orchestration.ingest_system import IngestTuning, run_ingest_ray
+from benchmarks.orchestration.peers import celery_peer, dramatiq_peer, run_peer
+from benchmarks.orchestration.ray_floor import run_ray_floor
 from ingest_ray.config import Settings
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import connect_ray
