@@ -100,3 +100,27 @@ def orchestration(
     if json_path is not None:
         write_json(doc, json_path)
         console.print(f"wrote {json_path}")
+
+
+@bench_app.command("embedding")
+def embedding(
+    cpus: Annotated[int, typer.Option(min=1, help="Cores to use (threads or processes).")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of every configuration.")] = 3,
+    chunks: Annotated[int, typer.Option(min=0, help="Chunks of the corpus to use (0: all).")] = 0,
+    backends: Annotated[str, typer.Option(help="Comma-separated: numpy,onnx.")] = "numpy,onnx",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Embedding chunks/s: numpy vs onnx, one process of N threads vs N one-thread processes."""
+    load_benchmarks()
+    from benchmarks import embedding as bench  # noqa: PLC0415 - loads the model on demand
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    command = _command_line("benchmarks.embedding")
+    doc = bench.run(cpus=cpus, rounds=rounds, limit=chunks, backends=chosen, command=command,
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_table(doc), markup=False, highlight=False)
+    for name, value in doc["ratios"].items():
+        console.print(f"{name}: {value}")
+    if json_path is not None:
+        bench.write_json(doc, json_path)
+        console.print(f"wrote {json_path}")
