@@ -124,3 +124,29 @@ def embedding(
     if json_path is not None:
         bench.write_json(doc, json_path)
         console.print(f"wrote {json_path}")
+
+
+@bench_app.command("pdf")
+def pdf(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the corpus.")] = 55,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    systems: Annotated[
+        str, typer.Option(help="Comma-separated: loop,ingest_ray,ray_data.")
+    ] = "loop,ingest_ray,ray_data",
+    timeout: Annotated[float, typer.Option(help="Seconds ingest_ray may take.")] = 3600.0,
+    keep: Annotated[Path | None, typer.Option(help="Keep the corpus and outputs here.")] = None,
+) -> None:
+    """PDF throughput of two_phase: ingest_ray end to end vs a plain loop vs Ray Data."""
+    load_benchmarks()
+    from benchmarks.pdf import run as bench  # noqa: PLC0415 - Ray and Ray Data load on demand
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    cfg = bench.PdfBench(docs=docs, systems=chosen, timeout_s=timeout, keep=keep)
+    doc = bench.run(cfg, settings(), command=_command_line("benchmarks.pdf"),
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_tables(doc), markup=False, highlight=False)
+    for name, value in doc["ratios"].items():
+        console.print(f"{name}: {value}")
+    if json_path is not None:
+        bench.write_json(doc, json_path)
+        console.print(f"wrote {json_path}")
