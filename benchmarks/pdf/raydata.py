@@ -1,7 +1,10 @@
 """(c) What a Ray user would pick for a batch job: Ray Data, the same built-in stage objects as
 ``map_batches`` callable classes on actor pools, on the same local Ray. Each stage's pool gets
 the resources, size bounds and batch size of its ingest_ray pool (``builtin_pools``); a row is
-one job as JSON, and a job that failed (or finished early) passes the later stages untouched."""
+one job as JSON, and a job that failed (or finished early) passes the later stages untouched.
+A pool that asks for a GPU or a custom resource gets a fixed size (``max_size`` actors, Ray
+Data's idiom for accelerator stages: its autoscaler adds actors slowly); the others scale
+between 1 and ``max_size`` actors."""
 
 from __future__ import annotations
 
@@ -60,10 +63,12 @@ def build_dataset(jobs: list[Job], settings: Settings, pools: dict[str, PoolSpec
     )
     for name in STAGES:
         pool = pools[name]
+        fixed = bool(pool.resources.num_gpus or pool.resources.custom)
+        size = {"size": pool.max_size} if fixed else {"min_size": 1, "max_size": pool.max_size}
         ds = ds.map_batches(
             StageUDF, fn_constructor_args=(name, settings, pool.batch_size),
             batch_size=pool.batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.max_size),
+            compute=ray.data.ActorPoolStrategy(**size),
             num_cpus=pool.resources.num_cpus, num_gpus=pool.resources.num_gpus or None,
             resources=dict(pool.resources.custom) or None,
         )  # fmt: skip

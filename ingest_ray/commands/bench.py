@@ -150,3 +150,32 @@ def pdf(
     if json_path is not None:
         bench.write_json(doc, json_path)
         console.print(f"wrote {json_path}")
+
+
+@bench_app.command("accel")
+def accel(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the backlog.")] = 500,
+    slots: Annotated[int, typer.Option(min=1, help="Units of the `accel` resource.")] = 4,
+    service_ms: Annotated[float, typer.Option(min=0, help="Slot time per page, ms.")] = 50.0,
+    ray_cpus: Annotated[int, typer.Option(min=1, help="Logical CPUs of the local Ray.")] = 16,
+    systems: Annotated[str, typer.Option(help="Comma-separated: ingest_ray,ray_data.")] = (
+        "ingest_ray,ray_data"
+    ),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Slot utilisation of a simulated accelerator as the mineru pool: ingest_ray vs Ray Data."""
+    load_benchmarks()
+    from benchmarks.accel import run as bench  # noqa: PLC0415 - Ray loads on demand
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    cfg = bench.AccelBench(docs=docs, slots=slots, service_s_per_page=service_ms / 1000,
+                           ray_cpus=ray_cpus, systems=chosen)  # fmt: skip
+    doc = bench.run(cfg, settings(), command=_command_line("benchmarks.accel"),
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_table(doc), markup=False, highlight=False)
+    console.print(f"ingest_ray_over_ray_data: {doc['ingest_ray_over_ray_data']}")
+    if json_path is not None:
+        from benchmarks.pdf.run import write_json  # noqa: PLC0415
+
+        write_json(doc, json_path)
+        console.print(f"wrote {json_path}")
