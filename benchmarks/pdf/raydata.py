@@ -64,7 +64,9 @@ def build_dataset(jobs: list[Job], settings: Settings, pools: dict[str, PoolSpec
     for name in STAGES:
         pool = pools[name]
         fixed = bool(pool.resources.num_gpus or pool.resources.custom)
-        size = {"size": pool.max_size} if fixed else {"min_size": 1, "max_size": pool.max_size}
+        size: dict[str, Any] = (
+            {"size": pool.max_size} if fixed else {"min_size": 1, "max_size": pool.max_size}
+        )
         ds = ds.map_batches(
             StageUDF, fn_constructor_args=(name, settings, pool.batch_size),
             batch_size=pool.batch_size, batch_format="numpy",
