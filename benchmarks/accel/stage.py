@@ -2,7 +2,8 @@
 
 Its actor holds one unit of a custom Ray resource (the ``mineru`` pool asks for
 ``Settings.mineru_resource``), so the cluster's units are the slots. A call reads the page count
-of the fetched PDF (pdfium, milliseconds), then occupies the slot for ``service_s_per_page`` per
+of the fetched PDF (pdfium, milliseconds; the parser's probe for one pdfium cannot open), then
+occupies the slot for ``service_s_per_page`` per
 page: one call at a time per slot (a GPU runs one MinerU batch at a time; a second call queued
 on the actor waits). It writes a content list of one short paragraph per page, so the real chunk,
 embed and index stages run after it, and logs each busy interval to
@@ -21,6 +22,8 @@ import pypdfium2 as pdfium  # type: ignore[import-untyped]
 
 from benchmarks.pdf.timing import bench_section
 from ingest_ray.config import Settings
+from ingest_ray.parsing.sandbox import run_sandboxed
+from ingest_ray.parsing.settings import ParseSettings
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
 from ingest_ray.stages.factories import blob_store
 from ingest_ray.storage.blobs import FileBlobStore
@@ -45,7 +48,7 @@ class SimAccelStage(BaseStage):
     async def run(self, item: StageInput) -> StageOutput:
         """Occupy the slot for the document's pages, then hand on a content list."""
         digest = str(item.outputs["pdf_fetch"]["pdf_sha256"])
-        pages = _pages(self.blobs.path(digest))
+        pages = await _pages(self.blobs.path(digest))
         async with self._slot:
             start = time.time()
             await asyncio.sleep(pages * self.service_s_per_page)
@@ -59,8 +62,12 @@ class SimAccelStage(BaseStage):
         return StageOutput(data=data)
 
 
-def _pages(path: Path) -> int:
-    document = pdfium.PdfDocument(str(path))
+async def _pages(path: Path) -> int:
+    """pdfium's page count; a PDF it cannot open goes to the parser's own probe (which repairs)."""
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError:
+        return (await run_sandboxed("probe", path, ParseSettings(mode="cpu"))).pages
     try:
         return len(document)
     finally:

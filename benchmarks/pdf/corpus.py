@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
+from ingest_ray.parsing.errors import ParseError
+from ingest_ray.parsing.sandbox import run_sandboxed
+from ingest_ray.parsing.settings import ParseSettings
 
 FIXTURE_PDFS = Path("/work/shared/fixtures/pdfs")
 
@@ -32,16 +35,13 @@ class Corpus:
                 "skipped": list(self.skipped)}  # fmt: skip
 
 
-def page_count(path: Path) -> int | None:
-    """Pages of a readable PDF; ``None`` for one pdfium cannot open (encrypted, broken)."""
+def page_count(path: Path) -> int | str:
+    """Pages of a PDF as the pipeline's parser counts them (its sandboxed probe, which repairs
+    what it can), or why it cannot be read (an encrypted PDF, for one)."""
     try:
-        document = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError:
-        return None
-    try:
-        return len(document)
-    finally:
-        document.close()
+        return asyncio.run(run_sandboxed("probe", path, ParseSettings(mode="cpu"))).pages
+    except ParseError as exc:
+        return f"{path.name}: {exc.error_type}"
 
 
 def build_corpus(root: Path, docs: int, source: Path = FIXTURE_PDFS) -> Corpus:
@@ -50,8 +50,8 @@ def build_corpus(root: Path, docs: int, source: Path = FIXTURE_PDFS) -> Corpus:
     skipped: list[str] = []
     for pdf in sorted(source.glob("*.pdf")):
         pages = page_count(pdf)
-        if pages is None:
-            skipped.append(pdf.name)
+        if isinstance(pages, str):
+            skipped.append(pages)
         else:
             readable.append((pdf, pages))
     if not readable:
