@@ -3,9 +3,8 @@
 Its actor holds one unit of a custom Ray resource (the ``mineru`` pool asks for
 ``Settings.mineru_resource``), so the cluster's units are the slots. A call reads the page count
 of the fetched PDF (pdfium, milliseconds; the parser's probe for one pdfium cannot open), then
-occupies the slot for ``service_s_per_page`` per
-page: one call at a time per slot (a GPU runs one MinerU batch at a time; a second call queued
-on the actor waits). It writes a content list of one short paragraph per page, so the real chunk,
+occupies the slot for ``service_s_per_page`` per page: one call at a time per slot (a GPU runs
+one MinerU batch at a time; a second call queued on the actor waits). It writes a content list of one short paragraph per page, so the real chunk,
 embed and index stages run after it, and logs each busy interval to
 ``{timing_dir}/accel.{pid}.jsonl`` as ``start end pages``.
 """
