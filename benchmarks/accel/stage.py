@@ -1,12 +1,12 @@
 """The simulated accelerator: a stage that stands in for MinerU on a GPU.
 
 Its actor holds one unit of a custom Ray resource (the ``mineru`` pool asks for
-``Settings.mineru_resource``), so the cluster's units are the slots. A call reads the page count
-of the fetched PDF (pdfium, milliseconds; the parser's probe for one pdfium cannot open), then
-occupies the slot for ``service_s_per_page`` per page: one call at a time per slot (a GPU runs
-one MinerU batch at a time; a second call queued on the actor waits). It writes a content list of one short paragraph per page, so the real chunk,
-embed and index stages run after it, and logs each busy interval to
-``{timing_dir}/accel.{pid}.jsonl`` as ``start end pages``.
+``Settings.mineru_resource``), so the cluster's units are the slots. A call reads the page count of
+the fetched PDF (pdfium, milliseconds; the parser's probe for one pdfium cannot open), then occupies
+the slot for ``service_s_per_page`` per page: one call at a time per slot (a GPU runs one MinerU
+batch at a time; a second call queued on the actor waits). It writes a content list of one short
+paragraph per page, so the real chunk, embed and index stages run after it, and logs each busy
+interval to ``{timing_dir}/accel.{pid}.jsonl`` as ``start end pages``.
 """
 
 from __future__ import annotations
@@ -98,10 +98,15 @@ def utilisation(intervals: dict[int, list[tuple[float, float, int]]], slots: int
     first, last = min(c[0] for c in calls), max(c[1] for c in calls)
     busy = sum(c[1] - c[0] for c in calls)
     window = last - first
+    ordered = sorted(intervals.values(), key=lambda r: min(c[0] for c in r))
+    per_slot = [{"first_call_s": round(min(c[0] for c in rows) - first, 2),
+                 "last_end_s": round(max(c[1] for c in rows) - first, 2),
+                 "busy_s": round(sum(c[1] - c[0] for c in rows), 2), "calls": len(rows)}
+                for rows in ordered]  # fmt: skip
     return {
         "calls": len(calls), "pages": sum(c[2] for c in calls), "slots": slots,
         "slot_processes": len(intervals), "busy_slot_s": round(busy, 2),
         "window_s": round(window, 2),
         "slot_utilisation": round(busy / (slots * window), 4) if window > 0 else 0.0,
-        "first_call_at": first, "last_call_end_at": last,
+        "first_call_at": first, "last_call_end_at": last, "per_slot": per_slot,
     }  # fmt: skip
