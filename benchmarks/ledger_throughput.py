@@ -37,7 +37,7 @@ from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.states import JobStatus as S
 
 
-def _timed(fn: Callable[[], None]) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started

@@ -1,4 +1,9 @@
-"""``ingest-ray bench orchestration``: the side-by-side orchestration benchmark."""
+"""``ingest-ray bench ...``: the side-by-side benchmarks.
+
+The benchmark code lives in the source checkout's ``benchmarks/`` package, not in the engine:
+these commands import it lazily from the checkout an editable install (``pip install -e .``)
+points at, and say so when there is none.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from rich.table import Table
 
 from ingest_ray.commands.common import console, err_console, settings
 
+#: the checkout that holds ``ingest_ray/`` (and ``benchmarks/`` beside it)
+CHECKOUT = Path(__file__).resolve().parents[2]
+
 bench_app = typer.Typer(help="Benchmarks (need the `bench` extra for the Celery/Dramatiq peers).")
 
 
@@ -21,10 +29,26 @@ def bench() -> None:
     """Benchmarks, measured on demand (tests never assert on speed)."""
 
 
-def _command_line() -> str:
+def load_benchmarks() -> None:
+    """Put the checkout's ``benchmarks`` package on the import path of this process and of every
+    process it starts; a clear error when ingest_ray was not installed from a checkout."""
+    if (CHECKOUT / "benchmarks" / "__init__.py").is_file() and str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    try:
+        import benchmarks  # noqa: PLC0415 - the checkout's package, found at run time
+    except ImportError:
+        err_console.print(
+            "the benchmarks ship with the source checkout, not with the package: run them from "
+            "a git checkout installed with `pip install -e .`"
+        )
+        raise typer.Exit(2) from None
+    benchmarks.export_path()
+
+
+def _command_line(module: str = "benchmarks.orchestration") -> str:
     """How this run was invoked, for the report."""
     program = Path(sys.argv[0]).name
-    prefix = "ingest-ray" if program == "ingest-ray" else "python -m benchmarks.orchestration"
+    prefix = "ingest-ray" if program == "ingest-ray" else f"python -m {module}"
     return f"{prefix} {shlex.join(sys.argv[1:])}"
 
 
@@ -48,10 +72,11 @@ def orchestration(
     ] = None,
 ) -> None:
     """Run the same 4-stage no-op pipeline through each system and compare jobs/s and latency."""
-    from ingest_ray.bench.common import BenchConfig  # noqa: PLC0415 - Ray loads on demand
-    from ingest_ray.bench.ingest_system import IngestTuning  # noqa: PLC0415
-    from ingest_ray.bench.orchestration import markdown_table, run, write_json  # noqa: PLC0415
-    from ingest_ray.bench.stages import PoolTuning  # noqa: PLC0415
+    load_benchmarks()
+    from benchmarks.common import BenchConfig  # noqa: PLC0415 - Ray loads on demand
+    from benchmarks.orchestration.ingest_system import IngestTuning  # noqa: PLC0415
+    from benchmarks.orchestration.run import markdown_table, run, write_json  # noqa: PLC0415
+    from benchmarks.orchestration.stages import PoolTuning  # noqa: PLC0415
 
     cfg = settings()
     bench = BenchConfig(
@@ -94,6 +119,7 @@ def chaos(
     """Random faults on every component while jobs flow, then: lost, doubled, unfinished?"""
     import tempfile  # noqa: PLC0415
 
+    load_benchmarks()
     import ray  # noqa: PLC0415 - Ray loads on demand
 
     from benchmarks.chaos.harness import ChaosConfig, ChaosRun  # noqa: PLC0415
@@ -125,3 +151,82 @@ def chaos(
         console.print(f"wrote {json_path}")
     if not report.findings.promises_kept:
         raise typer.Exit(1)
+
+
+@bench_app.command("embedding")
+def embedding(
+    cpus: Annotated[int, typer.Option(min=1, help="Cores to use (threads or processes).")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of every configuration.")] = 3,
+    chunks: Annotated[int, typer.Option(min=0, help="Chunks of the corpus to use (0: all).")] = 0,
+    backends: Annotated[str, typer.Option(help="Comma-separated: numpy,onnx.")] = "numpy,onnx",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Embedding chunks/s: numpy vs onnx, one process of N threads vs N one-thread processes."""
+    load_benchmarks()
+    from benchmarks import embedding as bench  # noqa: PLC0415 - loads the model on demand
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    command = _command_line("benchmarks.embedding")
+    doc = bench.run(cpus=cpus, rounds=rounds, limit=chunks, backends=chosen, command=command,
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_table(doc), markup=False, highlight=False)
+    for name, value in doc["ratios"].items():
+        console.print(f"{name}: {value}")
+    if json_path is not None:
+        bench.write_json(doc, json_path)
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("pdf")
+def pdf(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the corpus.")] = 55,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    systems: Annotated[
+        str, typer.Option(help="Comma-separated: loop,ingest_ray,ray_data.")
+    ] = "loop,ingest_ray,ray_data",
+    timeout: Annotated[float, typer.Option(help="Seconds ingest_ray may take.")] = 3600.0,
+    keep: Annotated[Path | None, typer.Option(help="Keep the corpus and outputs here.")] = None,
+) -> None:
+    """PDF throughput of two_phase: ingest_ray end to end vs a plain loop vs Ray Data."""
+    load_benchmarks()
+    from benchmarks.pdf import run as bench  # noqa: PLC0415 - Ray and Ray Data load on demand
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    cfg = bench.PdfBench(docs=docs, systems=chosen, timeout_s=timeout, keep=keep)
+    doc = bench.run(cfg, settings(), command=_command_line("benchmarks.pdf"),
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_tables(doc), markup=False, highlight=False)
+    for name, value in doc["ratios"].items():
+        console.print(f"{name}: {value}")
+    if json_path is not None:
+        bench.write_json(doc, json_path)
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("accel")
+def accel(
+    docs: Annotated[int, typer.Option(min=1, help="Documents in the backlog.")] = 500,
+    slots: Annotated[int, typer.Option(min=1, help="Units of the `accel` resource.")] = 4,
+    service_ms: Annotated[float, typer.Option(min=0, help="Slot time per page, ms.")] = 50.0,
+    ray_cpus: Annotated[int, typer.Option(min=1, help="Logical CPUs of the local Ray.")] = 16,
+    systems: Annotated[str, typer.Option(help="Comma-separated: ingest_ray,ray_data.")] = (
+        "ingest_ray,ray_data"
+    ),
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Slot utilisation of a simulated accelerator as the mineru pool: ingest_ray vs Ray Data."""
+    load_benchmarks()
+    from benchmarks.accel import run as bench  # noqa: PLC0415 - Ray loads on demand
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    cfg = bench.AccelBench(docs=docs, slots=slots, service_s_per_page=service_ms / 1000,
+                           ray_cpus=ray_cpus, systems=chosen)  # fmt: skip
+    doc = bench.run(cfg, settings(), command=_command_line("benchmarks.accel"),
+                    log=err_console.print)  # fmt: skip
+    console.print(bench.markdown_table(doc), markup=False, highlight=False)
+    console.print(f"ingest_ray_over_ray_data: {doc['ingest_ray_over_ray_data']}")
+    if json_path is not None:
+        from benchmarks.pdf.run import write_json  # noqa: PLC0415
+
+        write_json(doc, json_path)
+        console.print(f"wrote {json_path}")

@@ -483,7 +483,7 @@ def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, str]:
+def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, bytes]:
     return (
         message.topic,
         message.key if message.key is not None else "",

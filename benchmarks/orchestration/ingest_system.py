@@ -22,7 +22,7 @@ import ray
 import redis
 from confluent_kafka.admin import AdminClient
 
-from ingest_ray.bench.common import (
+from benchmarks.common import (
     BenchConfig,
     SystemResult,
     delete_prefix,
@@ -31,9 +31,9 @@ from ingest_ray.bench.common import (
     timeline,
     wait_until,
 )
-from ingest_ray.bench.cpu import CpuMeter
-from ingest_ray.bench.profile import PySpy
-from ingest_ray.bench.stages import PIPELINE, PoolTuning, bench_catalog
+from benchmarks.cpu import CpuMeter
+from benchmarks.orchestration.stages import PIPELINE, PoolTuning, bench_catalog
+from benchmarks.profile import PySpy
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient

@@ -21,7 +21,7 @@ from types import ModuleType
 
 import redis
 
-from ingest_ray.bench.common import (
+from benchmarks.common import (
     STAGES,
     BenchConfig,
     SystemResult,
@@ -32,7 +32,7 @@ from ingest_ray.bench.common import (
     timeline,
     wait_until,
 )
-from ingest_ray.bench.cpu import CpuMeter
+from benchmarks.cpu import CpuMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +52,8 @@ class Peer:
 def celery_peer(cfg: BenchConfig) -> Peer:
     """Celery: ``chain`` of four tasks, prefork pool with two processes, ``acks_late``."""
     return Peer(
-        "celery", "ingest_ray.bench.celery_app", cfg.celery_db,
-        ("celery", "-A", "ingest_ray.bench.celery_app", "worker", "--concurrency", "2",
+        "celery", "benchmarks.orchestration.celery_app", cfg.celery_db,
+        ("celery", "-A", "benchmarks.orchestration.celery_app", "worker", "--concurrency", "2",
          "--pool", "prefork", "--loglevel", "WARNING"),
     )  # fmt: skip
 
@@ -62,8 +62,8 @@ def dramatiq_peer(cfg: BenchConfig, threads: int = 1) -> Peer:
     """Dramatiq: ``pipeline`` of four actors, two processes of ``threads`` threads each."""
     return Peer(
         "dramatiq" if threads == 1 else f"dramatiq_t{threads}",
-        "ingest_ray.bench.dramatiq_app", cfg.dramatiq_db,
-        ("dramatiq", "ingest_ray.bench.dramatiq_app", "--processes", "2",
+        "benchmarks.orchestration.dramatiq_app", cfg.dramatiq_db,
+        ("dramatiq", "benchmarks.orchestration.dramatiq_app", "--processes", "2",
          "--threads", str(threads)),
     )  # fmt: skip
 

@@ -8,7 +8,6 @@ on a fresh cluster).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 from collections.abc import Callable, Sequence
@@ -22,14 +21,14 @@ from typing import Any
 import ray
 import redis
 
-from ingest_ray.bench.common import BenchConfig, SystemResult, machine_info
-from ingest_ray.bench.ingest_system import IngestTuning, run_ingest_ray
-from ingest_ray.bench.peers import celery_peer, dramatiq_peer, run_peer
-from ingest_ray.bench.ray_floor import run_ray_floor
+from benchmarks import cpu
+from benchmarks.common import BenchConfig, SystemResult, machine_info
+from benchmarks.orchestration.ingest_system import IngestTuning, run_ingest_ray
+from benchmarks.orchestration.peers import celery_peer, dramatiq_peer, run_peer
+from benchmarks.orchestration.ray_floor import run_ray_floor
 from ingest_ray.config import Settings
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import connect_ray
-from ingest_ray.stack.launcher import LocalStack
 
 SYSTEMS: tuple[str, ...] = ("celery", "dramatiq", "ingest_ray", "ray")
 TARGET_OVER_CELERY = 15.0
@@ -131,19 +130,8 @@ def _targets(ratios: dict[str, float]) -> dict[str, Any]:
 
 
 def server_pids(cfg: BenchConfig) -> dict[str, int]:
-    """Pids of the local Redis (from ``INFO``) and of Kafka when the local stack runs it."""
-    out: dict[str, int] = {}
-    client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    host = str(client.connection_pool.connection_kwargs.get("host", ""))
-    with contextlib.suppress(redis.RedisError):
-        if host in {"127.0.0.1", "localhost", "::1"}:
-            out["redis-server (shared)"] = int(client.info("server")["process_id"])
-    client.close()
-    settings = Settings(kafka_bootstrap_servers=cfg.kafka_bootstrap, redis_url=cfg.redis_url)
-    for status in LocalStack.from_settings(settings).status():
-        if status.name == "kafka" and status.pid:
-            out["kafka broker (shared)"] = status.pid
-    return {name: pid for name, pid in out.items() if Path(f"/proc/{pid}").exists()}
+    """Pids of the local Redis and Kafka servers (see :func:`benchmarks.cpu.server_pids`)."""
+    return cpu.server_pids(cfg.redis_url, cfg.kafka_bootstrap)
 
 
 def versions(redis_url: str) -> dict[str, str]:

@@ -16,14 +16,18 @@ _PROC = Path("/proc")
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, utime + stime seconds) of ``pid``, ``None`` when it is gone."""
+def _stat(pid: int, *, children: bool = False) -> tuple[int, float] | None:
+    """(parent pid, utime + stime seconds) of ``pid``, ``None`` when it is gone; with
+    ``children`` also the CPU of its children that ended and were waited for."""
     try:
         raw = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return int(fields[1]), ticks / _TICK
 
 
 def descendants(root: int) -> list[int]:
@@ -62,17 +66,23 @@ def label(pid: int) -> str:
 
 
 class CpuMeter:
-    """CPU seconds per process label between :meth:`start` and :meth:`stop`."""
+    """CPU seconds per process label between :meth:`start` and :meth:`stop`.
 
-    def __init__(self, extra: dict[str, int] | None = None) -> None:
+    With ``children`` the meter also counts processes that start and end between the two
+    readings (a parser child per PDF, actors killed at the end): their CPU reaches their
+    parent's "waited-for children" time. A process seen at the start and gone at the stop is
+    then counted through its parent, from its start (its first reading is taken off)."""
+
+    def __init__(self, extra: dict[str, int] | None = None, *, children: bool = False) -> None:
         self._extra = {pid: name for name, pid in (extra or {}).items()}
+        self._children = children
         self._before: dict[int, float] = {}
 
     def _sample(self) -> dict[int, float]:
         pids = set(descendants(os.getpid())) | set(self._extra)
         out = {}
         for pid in pids:
-            stat = _stat(pid)
+            stat = _stat(pid, children=self._children)
             if stat is not None:
                 out[pid] = stat[1]
         return out
@@ -90,6 +100,33 @@ class CpuMeter:
             if used > 0:
                 name = self._extra.get(pid) or label(pid)
                 by_label["driver" if pid == os.getpid() else name] += used
+        if self._children:
+            gone = sum(v for pid, v in self._before.items() if pid not in after)
+            if gone:
+                by_label["ended processes (counted in their parent)"] -= gone
         ordered = dict(sorted(by_label.items(), key=lambda kv: -kv[1]))
-        ordered = {k: round(v, 2) for k, v in ordered.items() if v >= 0.01}
+        ordered = {k: round(v, 2) for k, v in ordered.items() if abs(v) >= 0.01}
         return {"total": round(sum(by_label.values()), 2), **ordered}
+
+
+def server_pids(redis_url: str, kafka_bootstrap: str) -> dict[str, int]:
+    """Pids of the local Redis (from ``INFO``) and of Kafka when the local stack runs it."""
+    import contextlib  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    from ingest_ray.config import Settings  # noqa: PLC0415
+    from ingest_ray.stack.launcher import LocalStack  # noqa: PLC0415
+
+    out: dict[str, int] = {}
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    host = str(client.connection_pool.connection_kwargs.get("host", ""))
+    with contextlib.suppress(redis.RedisError):
+        if host in {"127.0.0.1", "localhost", "::1"}:
+            out["redis-server (shared)"] = int(client.info("server")["process_id"])
+    client.close()
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url)
+    for status in LocalStack.from_settings(settings).status():
+        if status.name == "kafka" and status.pid:
+            out["kafka broker (shared)"] = status.pid
+    return {name: pid for name, pid in out.items() if Path(f"/proc/{pid}").exists()}

@@ -1,6 +1,6 @@
 """The Dramatiq peer: four no-op actors piped per job on a Redis broker.
 
-Loaded by the worker subprocess (``dramatiq ingest_ray.bench.dramatiq_app --processes 2
+Loaded by the worker subprocess (``dramatiq benchmarks.orchestration.dramatiq_app --processes 2
 --threads 1``) and by the driver, configured from the environment like the Celery peer:
 ``INGEST_RAY_BENCH_BROKER``, ``INGEST_RAY_BENCH_REDIS``, ``INGEST_RAY_BENCH_NS``,
 ``INGEST_RAY_BENCH_QUEUE``. Dramatiq acknowledges a message after its actor ran. The default
@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from ingest_ray.bench.common import process_redis, write_one
+from benchmarks.common import process_redis, write_one
 
 # optional dependency (the ``bench`` extra), typed the same whether installed or not
 dramatiq: Any = importlib.import_module("dramatiq")

@@ -128,7 +128,7 @@ def summarize(
     system: str, submitted: Mapping[str, float], finished: Mapping[str, float], **notes: Any
 ) -> SystemResult:
     """Throughput (jobs / (last finish - first submit)) and per-job latency figures; a
-    ``cpu_s`` note (see :class:`~ingest_ray.bench.cpu.CpuMeter`) adds CPU ms per job."""
+    ``cpu_s`` note (see :class:`~benchmarks.cpu.CpuMeter`) adds CPU ms per job."""
     missing = [d for d in submitted if d not in finished]
     if missing:
         raise RuntimeError(f"{system}: {len(missing)} job(s) never finished (e.g. {missing[0]})")

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import redis
 
-from ingest_ray.bench.common import STAGES, write_many, write_one
+from benchmarks.common import STAGES, write_many, write_one
 from ingest_ray.config import Settings
 from ingest_ray.errors import IngestError
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
@@ -24,7 +24,7 @@ from ingest_ray.retry import RetryPolicy
 from ingest_ray.stages.base import StageInput, StageOutput
 
 PIPELINE = "bench4"
-FACTORY = "ingest_ray.bench.stages:NoopStage"
+FACTORY = "benchmarks.orchestration.stages:NoopStage"
 
 
 class NoopStage:

@@ -1,0 +1,256 @@
+"""How big each stage pool should be: demand-driven sizing, with no Ray in here.
+
+Interface (the pools call it; it proposes, the pool starts and stops actors):
+
+- :class:`PoolShape` is what sizing needs of a :class:`~ingest_ray.pipelines.catalog.PoolSpec`:
+  the resources one actor asks Ray for (``{"CPU": 1.0, "GPU": 1.0, "accel": 1.0}``), the size
+  bounds, and what one actor takes at once (``actor_concurrency`` calls of up to ``batch_size``
+  jobs). :meth:`PoolShape.from_spec` builds it; :func:`default_max_size` gives the machine
+  default of ``max_size`` (the CPU-bound pools up to the CPUs Ray has, the accelerator pool up
+  to its GPUs or custom resource).
+- :class:`PoolLoad` is the backlog: jobs ready for the pool (queued, waiting for it) and calls in
+  flight on it.
+- :func:`wanted_size` is the size the backlog asks for: ``ceil((ceil(ready / batch_size) +
+  calls_in_flight) / actor_concurrency)``, within ``min_size..max_size`` (and within
+  ``max_in_flight / actor_concurrency`` when a call budget is set: more actors would idle).
+- :func:`placeable` counts how many more actors of a shape fit into free resources, given as
+  ``ray.available_resources()`` (one dict for the cluster) or as one dict per node.
+- :class:`PoolSizer` (one per pool, clock injected) tracks each actor's calls to know how long it
+  has been idle, and :meth:`PoolSizer.decide` answers a :class:`Decision`: actors to start now
+  (only what can be placed), idle actors to release (idle for ``idle_grace_s`` and beyond what
+  the backlog needs, longest idle first, never below ``min_size``), how many wanted actors cannot
+  be placed, and the resource bundles of the whole wanted size.
+- :func:`plan` decides every pool against one snapshot of free resources, in the order given (so
+  the first pools get the free resources first), subtracting what each grant will take.
+- :func:`autoscaler_bundles` joins the pools' bundles into the one list to pass to
+  ``ray.autoscaler.sdk.request_resources(bundles=...)``: each call replaces the previous
+  request, and Ray counts resources already in use against it, so the list names every wanted
+  actor of the pools that are short of resources (placed or not), and is empty when none is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ingest_ray.pipelines.catalog import PoolSpec
+from ingest_ray.pipelines.spec import Resources
+
+#: pools whose work is CPU-bound: by default they may grow to the CPUs Ray has
+CPU_BOUND_POOLS: frozenset[str] = frozenset({"mineru", "chunk", "embed"})
+#: Ray's resource names for CPUs and GPUs
+CPU, GPU = "CPU", "GPU"
+_EPS = 1e-9
+
+Nodes = Mapping[str, float] | Sequence[Mapping[str, float]]
+
+
+def resource_shape(resources: Resources) -> dict[str, float]:
+    """What one actor asks Ray for, as Ray names it; zero amounts left out."""
+    shape = {CPU: resources.num_cpus, GPU: resources.num_gpus, **resources.custom}
+    return {name: float(amount) for name, amount in shape.items() if amount > 0}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolShape:
+    """What sizing needs to know of one pool."""
+
+    name: str
+    #: resources of one actor (``resource_shape`` of the pool's ``Resources``)
+    resources: Mapping[str, float] = field(default_factory=dict)
+    min_size: int = 0
+    max_size: int = 1
+    #: calls one actor runs at once
+    actor_concurrency: int = 1
+    #: jobs one call takes at most
+    batch_size: int = 1
+    #: calls in flight across the pool at most (``None``: no budget)
+    max_in_flight: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_size <= self.max_size:
+            raise ValueError(f"pool {self.name}: need 0 <= min_size <= max_size")
+        if self.actor_concurrency < 1 or self.batch_size < 1:
+            raise ValueError(f"pool {self.name}: actor_concurrency and batch_size must be >= 1")
+
+    @classmethod
+    def from_spec(
+        cls, spec: PoolSpec, *, max_size: int | None = None, budget: bool = True
+    ) -> PoolShape:
+        """The shape of a catalog pool; ``max_size`` overrides the spec's (e.g. with
+        :func:`default_max_size`), ``budget=False`` ignores its ``max_in_flight``."""
+        return cls(
+            name=spec.name, resources=resource_shape(spec.resources), min_size=spec.min_size,
+            max_size=max(spec.min_size, spec.max_size if max_size is None else max_size),
+            actor_concurrency=spec.actor_concurrency, batch_size=spec.batch_size,
+            max_in_flight=spec.max_in_flight if budget else None,
+        )  # fmt: skip
+
+    @property
+    def jobs_per_actor(self) -> int:
+        """Jobs one busy actor holds: ``actor_concurrency x batch_size``."""
+        return self.actor_concurrency * self.batch_size
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLoad:
+    """The backlog of one pool."""
+
+    #: jobs ready to run on this pool (queued for it, not yet sent)
+    ready: int = 0
+    #: calls running on the pool's actors
+    in_flight: int = 0
+
+
+def default_max_size(
+    spec: PoolSpec, totals: Mapping[str, float], *, cpu_bound: Iterable[str] = CPU_BOUND_POOLS
+) -> int:
+    """The machine default of a pool's ``max_size``, from the cluster's total resources
+    (``ray.cluster_resources()``): a pool that asks for GPUs or a custom resource grows to what
+    the cluster has of it; a CPU-bound pool to the CPUs; any other pool keeps its spec's."""
+    shape = resource_shape(spec.resources)
+    accelerators = {k: v for k, v in shape.items() if k != CPU}
+    if accelerators:
+        fits = min(math.floor(totals.get(k, 0.0) / v + _EPS) for k, v in accelerators.items())
+    elif spec.name in set(cpu_bound) and shape.get(CPU):
+        fits = math.floor(totals.get(CPU, 0.0) / shape[CPU] + _EPS)
+    else:
+        return spec.max_size
+    return max(spec.min_size, 1, fits)
+
+
+def wanted_size(shape: PoolShape, load: PoolLoad) -> int:
+    """Actors the backlog asks for, within the pool's bounds (and its call budget)."""
+    calls = math.ceil(max(load.ready, 0) / shape.batch_size) + max(load.in_flight, 0)
+    wanted = math.ceil(calls / shape.actor_concurrency)
+    upper = shape.max_size
+    if shape.max_in_flight is not None:
+        upper = min(upper, max(1, math.ceil(shape.max_in_flight / shape.actor_concurrency)))
+    return max(shape.min_size, min(wanted, upper))
+
+
+def _node_list(nodes: Nodes) -> list[Mapping[str, float]]:
+    return [nodes] if isinstance(nodes, Mapping) else list(nodes)
+
+
+def placeable(resources: Mapping[str, float], nodes: Nodes) -> int | None:
+    """How many more actors of ``resources`` fit into the free ``nodes`` (one actor never spans
+    two nodes); ``None`` when the shape asks for nothing (it always fits)."""
+    if not resources:
+        return None
+    return sum(
+        min(math.floor(node.get(k, 0.0) / v + _EPS) for k, v in resources.items())
+        for node in _node_list(nodes)
+    )
+
+
+def _take(resources: Mapping[str, float], nodes: list[dict[str, float]], count: int) -> None:
+    """Subtract ``count`` actors from the free resources, node by node (first fit)."""
+    for node in nodes:
+        while count and all(node.get(k, 0.0) + _EPS >= v for k, v in resources.items()):
+            for k, v in resources.items():
+                node[k] = node.get(k, 0.0) - v
+            count -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one pool should do now."""
+
+    pool: str
+    size: int
+    #: what the backlog asks for, within the bounds
+    wanted: int
+    #: actors to start now (wanted and placeable)
+    start: int
+    #: idle actors to stop now, longest idle first
+    release: tuple[str, ...]
+    #: wanted actors that do not fit into the free resources
+    unplaceable: int
+    #: resources of every wanted actor, for the autoscaler (empty when all fit)
+    bundles: tuple[Mapping[str, float], ...]
+
+    @property
+    def target(self) -> int:
+        """The size the pool will have once the starts and releases are done."""
+        return self.size + self.start - len(self.release)
+
+
+class PoolSizer:
+    """Sizing of one pool: the actors it knows, when each went idle, and the decision."""
+
+    def __init__(
+        self, shape: PoolShape, *, idle_grace_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.shape = shape
+        self.idle_grace_s = idle_grace_s
+        self._clock = clock
+        self._busy: dict[str, int] = {}
+        self._idle_since: dict[str, float] = {}
+
+    @property
+    def size(self) -> int:
+        """Actors alive in the pool."""
+        return len(self._busy)
+
+    def actor_started(self, actor: str) -> None:
+        """A new actor joined (idle from now: it is not released before the grace period)."""
+        self._busy[actor] = 0
+        self._idle_since[actor] = self._clock()
+
+    def actor_gone(self, actor: str) -> None:
+        """An actor was stopped or died."""
+        self._busy.pop(actor, None)
+        self._idle_since.pop(actor, None)
+
+    def call_started(self, actor: str) -> None:
+        """A call was sent to ``actor``."""
+        self._busy[actor] = self._busy.get(actor, 0) + 1
+        self._idle_since.pop(actor, None)
+
+    def call_finished(self, actor: str) -> None:
+        """A call on ``actor`` ended (whatever its outcome)."""
+        if actor not in self._busy:
+            return
+        self._busy[actor] = max(0, self._busy[actor] - 1)
+        if self._busy[actor] == 0:
+            self._idle_since[actor] = self._clock()
+
+    def idle_for(self) -> dict[str, float]:
+        """Seconds each idle actor has been idle."""
+        now = self._clock()
+        return {actor: now - since for actor, since in self._idle_since.items()}
+
+    def decide(self, load: PoolLoad, free: Nodes) -> Decision:
+        """Start what the backlog wants and the cluster can place; release actors idle beyond
+        the grace period that the backlog does not need."""
+        wanted = wanted_size(self.shape, load)
+        grow = max(0, wanted - self.size)
+        fits = placeable(self.shape.resources, free)
+        start = grow if fits is None else min(grow, fits)
+        unplaceable = grow - start
+        idle = sorted(self.idle_for().items(), key=lambda kv: -kv[1])
+        spare = max(0, self.size - max(wanted, self.shape.min_size))
+        release = tuple(a for a, t in idle if t >= self.idle_grace_s)[:spare]
+        bundles = tuple(dict(self.shape.resources) for _ in range(wanted)) if unplaceable else ()
+        return Decision(self.shape.name, self.size, wanted, start, release, unplaceable, bundles)
+
+
+def plan(pools: Sequence[tuple[PoolSizer, PoolLoad]], free: Nodes) -> dict[str, Decision]:
+    """Decide every pool against one snapshot of free resources, in order: the resources a pool
+    is granted are taken off before the next pool is decided."""
+    remaining = [dict(node) for node in _node_list(free)]
+    decisions: dict[str, Decision] = {}
+    for sizer, load in pools:
+        decision = sizer.decide(load, remaining)
+        _take(sizer.shape.resources, remaining, decision.start)
+        decisions[sizer.shape.name] = decision
+    return decisions
+
+
+def autoscaler_bundles(decisions: Iterable[Decision]) -> list[dict[str, float]]:
+    """The bundles for ``request_resources`` (one call for all pools; ``[]`` clears the request)."""
+    return [dict(bundle) for d in decisions for bundle in d.bundles]
