@@ -35,7 +35,10 @@ _CPU_RETRY = RetryPolicy(max_attempts=3, base_delay_s=1.0, max_delay_s=30.0)
 
 def builtin_pools(settings: Settings) -> list[PoolSpec]:
     """Pools with resources that fit the work: I/O-bound stages ask for a fraction of a CPU
-    and overlap many calls; MinerU asks for a GPU or a custom resource when configured."""
+    and overlap many calls; MinerU asks for a GPU or a custom resource when configured. The
+    CPU-bound pools (chunk, embed; MinerU on its accelerators) take one call per actor and grow
+    with their backlog to the CPUs (accelerators) the cluster has (``runtime/sizing.py``); their
+    ``max_size`` here is only the floor of that default."""
     mineru = Resources(
         num_cpus=1.0,
         num_gpus=settings.mineru_num_gpus,
@@ -50,8 +53,10 @@ def builtin_pools(settings: Settings) -> list[PoolSpec]:
                  actor_concurrency=8),
         PoolSpec("mineru", mineru, max_size=gpus, max_in_flight=2 * gpus, actor_concurrency=2,
                  batch_size=8),
-        PoolSpec("chunk", Resources(num_cpus=0.5), max_size=2, max_in_flight=4, batch_size=8),
-        PoolSpec("embed", Resources(num_cpus=1.0), max_size=2, max_in_flight=2, batch_size=32),
+        PoolSpec("chunk", Resources(num_cpus=1.0), max_size=2, max_in_flight=16, batch_size=8,
+                 actor_concurrency=1),
+        PoolSpec("embed", Resources(num_cpus=1.0), max_size=2, max_in_flight=16, batch_size=32,
+                 actor_concurrency=1),
         PoolSpec("index", Resources(num_cpus=0.5), max_size=1, max_in_flight=2, batch_size=32),
         PoolSpec("mapping", Resources(num_cpus=0.25), max_size=2, max_in_flight=4, batch_size=16),
     ]  # fmt: skip

@@ -74,6 +74,7 @@ class DispatcherCore:
         self._dispatch_of: dict[str, int] = {}
         self._settling: set[str] = set()
         self._busy: dict[str, int] = {}
+        self._budgets: dict[str, int] = {}
         self._held: dict[str, WorkItem] = {}
         self._seq = itertools.count(1)
         self._pool_of = {s.stage: s.pool_name for p in catalog.pipelines.values() for s in p.stages}
@@ -186,12 +187,18 @@ class DispatcherCore:
         now = self.clock()
         out: list[Dispatch] = []
         for pool in self.catalog.pools.values():
-            while self._busy.get(pool.name, 0) < pool.max_in_flight:
+            budget = self._budgets.get(pool.name, pool.max_in_flight)
+            while self._busy.get(pool.name, 0) < budget:
                 stage = self._best_stage(pool.name, now)
                 if stage is None:
                     break
                 out.append(self._take(pool.name, stage, pool.batch_size, now))
         return out
+
+    def set_budgets(self, budgets: dict[str, int]) -> None:
+        """Calls each pool may have in flight from now on (its size follows its backlog); a
+        pool not named keeps its spec's ``max_in_flight``."""
+        self._budgets.update(budgets)
 
     def backlog(self) -> dict[str, int]:
         """Jobs ready per pool (for pool sizing)."""

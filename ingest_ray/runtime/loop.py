@@ -115,7 +115,8 @@ class DispatchLoop:
             await self._guard("reconcile", self.recovery.reconcile())
         await self._guard("recheck", self.recovery.recheck())
         if self._is_due("maintain", now, self.timings.maintain_s):
-            self.launcher.maintain(self.core.backlog(), self.core.stats().in_flight)
+            budgets = self.launcher.maintain(self.core.backlog(), self.core.stats().in_flight)
+            self.core.set_budgets(budgets)
         if self._ledger_ok(now):
             if self._unsettled:
                 self.settle_later(self._take_unsettled())

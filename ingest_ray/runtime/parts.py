@@ -69,8 +69,9 @@ class Launcher(Protocol):
         """Take back a stage's side effects for cancelled jobs (raises if it could not)."""
         ...
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> None:
-        """Size the pools to their backlog; replace and release actors."""
+    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
+        """Size the pools to their backlog; replace and release actors; answers each pool's
+        call budget (the core dispatches no more calls to a pool than that)."""
         ...
 
     def stats(self) -> dict[str, PoolStats]:

@@ -10,7 +10,9 @@ Dispatcher starts fresh ones. Their names read well in the Ray dashboard:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -18,12 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.autoscaler.sdk import request_resources
 from ray.exceptions import RayActorError, TaskCancelledError
 
 from ingest_ray.config import Settings
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
 from ingest_ray.runtime.parts import CallLost, PoolStats
-from ingest_ray.runtime.sizing_default import target_size
+from ingest_ray.runtime.sizing import (
+    Decision,
+    PoolLoad,
+    PoolShape,
+    PoolSizer,
+    autoscaler_bundles,
+    default_max_size,
+    plan,
+)
 from ingest_ray.runtime.stage_host import StageHost
 from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult
 from ingest_ray.stages.base import StageInput
@@ -70,7 +81,8 @@ class _Member:
 
 
 class StagePool:
-    """The actors of one pool and the choice of actor per call."""
+    """The actors of one pool, the choice of actor per call, and their number (a
+    :class:`~ingest_ray.runtime.sizing.PoolSizer` decides it from the backlog)."""
 
     def __init__(
         self,
@@ -81,30 +93,42 @@ class StagePool:
         runtime: str,
         namespace: str | None,
         idle_s: float = 60.0,
+        max_size: int | None = None,
     ) -> None:
         self.spec = spec
         self._factories = dict(factories)
         self._settings = settings
         self._prefix = f"{runtime}/{spec.name}/{secrets.token_hex(2)}"
         self._namespace = namespace
-        self._idle_s = idle_s
+        self.sizer = PoolSizer(PoolShape.from_spec(spec, max_size=max_size), idle_grace_s=idle_s)
         self._members: list[_Member] = []
         self._serial = itertools.count()
-        self.target = spec.min_size
+        self.decision: Decision | None = None
         self.backlog = 0
         for _ in range(spec.min_size):
             self._spawn()
 
     @property
     def size(self) -> int:
-        """Actors alive in the pool."""
+        """Actors alive (or being placed) in the pool."""
         return len(self._members)
+
+    @property
+    def max_size(self) -> int:
+        """How far the pool may grow."""
+        return self.sizer.shape.max_size
+
+    def budget(self) -> int:
+        """Calls the pool takes at once: what its actors run concurrently, within the spec's
+        ``max_in_flight``; at least one, so a pool at size 0 starts an actor for a backlog."""
+        capacity = self.size * self.spec.actor_concurrency
+        return max(1, min(self.spec.max_in_flight, capacity))
 
     def submit(self, stage: str, items: Sequence[StageInput], timeout_s: float) -> tuple[Any, str]:
         """Start a call; returns the ObjectRef and the name of the actor that runs it."""
         member = self._choose()
         member.busy += 1
-        member.last_used = time.monotonic()
+        self.sizer.call_started(member.name)
         return member.handle.run.remote(stage, list(items), timeout_s), member.name
 
     def done(self, actor_name: str) -> None:
@@ -112,11 +136,12 @@ class StagePool:
         for member in self._members:
             if member.name == actor_name:
                 member.busy = max(0, member.busy - 1)
-                member.last_used = time.monotonic()
+        self.sizer.call_finished(actor_name)
 
     def dead(self, actor_name: str) -> None:
-        """``actor_name`` died: forget it; replacements follow the target size."""
+        """``actor_name`` died: forget it; replacements follow the backlog."""
         self._members = [m for m in self._members if m.name != actor_name]
+        self.sizer.actor_gone(actor_name)
         while len(self._members) < self.spec.min_size:
             self._spawn()
 
@@ -130,18 +155,16 @@ class StagePool:
         """Start a compensation on the least busy actor."""
         return self._choose().handle.compensate.remote(stage, list(items))
 
-    def resize(self, backlog: int, calls: int, placeable: int) -> None:
-        """Grow to the target size now; release actors idle for ``idle_s`` above it."""
-        self.backlog = backlog
-        self.target = target_size(self.spec, backlog, calls, self.size, placeable)
-        while self.size < self.target:
+    def apply(self, decision: Decision) -> None:
+        """Start and release actors as the sizer decided."""
+        self.decision = decision
+        for _ in range(decision.start):
             self._spawn()
-        now = time.monotonic()
-        for member in list(self._members):
-            if self.size <= max(self.target, self.spec.min_size):
-                break
-            if member.busy == 0 and now - member.last_used > self._idle_s:
+        for name in decision.release:
+            member = next((m for m in self._members if m.name == name and m.busy == 0), None)
+            if member is not None:
                 self._members.remove(member)
+                self.sizer.actor_gone(name)
                 ray.kill(member.handle)
 
     def stats(self) -> PoolStats:
@@ -149,7 +172,8 @@ class StagePool:
         busy = sum(m.busy for m in self._members)
         slots = self.size * self.spec.actor_concurrency
         names = tuple(m.name for m in self._members)
-        return PoolStats(self.size, self.target, busy, slots, self.backlog, names)
+        target = self.decision.wanted if self.decision else self.size
+        return PoolStats(self.size, target, busy, slots, self.backlog, names)
 
     def kill_all(self) -> None:
         """Stop every actor of the pool."""
@@ -160,10 +184,7 @@ class StagePool:
     def _choose(self) -> _Member:
         if not self._members:
             return self._spawn()
-        least = min(self._members, key=lambda m: m.busy)
-        if least.busy >= self.spec.actor_concurrency and self.size < self.spec.max_size:
-            return self._spawn()
-        return least
+        return min(self._members, key=lambda m: m.busy)
 
     def _spawn(self) -> _Member:
         name = f"{self._prefix}-{next(self._serial)}"
@@ -179,16 +200,20 @@ class StagePool:
         ).remote(self._factories, self._settings)
         member = _Member(handle=handle, name=name, last_used=time.monotonic())
         self._members.append(member)
+        self.sizer.actor_started(name)
         return member
 
 
 class RayLauncher:
-    """The Dispatcher's pools on Ray (implements ``parts.Launcher``)."""
+    """The Dispatcher's pools on Ray (implements ``parts.Launcher``). Every ``maintain`` sizes
+    every pool to its backlog against one snapshot of the cluster's free resources, asks the
+    autoscaler (if there is one) for what cannot be placed, and answers each pool's budget."""
 
     def __init__(
         self, catalog: Catalog, settings: Settings, *, runtime: str, namespace: str, idle_s: float
     ) -> None:
         used = {s.pool_name for p in catalog.pipelines.values() for s in p.stages}
+        totals = _cluster_totals()
         self.pools = {
             name: StagePool(
                 spec,
@@ -197,11 +222,13 @@ class RayLauncher:
                 runtime=runtime,
                 namespace=namespace,
                 idle_s=idle_s,
+                max_size=default_max_size(spec, totals),
             )
             for name, spec in catalog.pools.items()
             if name in used
         }
         self._actor_of: dict[int, str] = {}
+        self._requested: list[dict[str, float]] = []
 
     async def _call(self, dispatch: Dispatch, ref: Any, actor: str) -> list[StageResult]:
         pool = self.pools[dispatch.pool]
@@ -233,12 +260,31 @@ class RayLauncher:
         """Run the stage's compensation and wait for it."""
         await self.pools[pool].compensate_ref(stage, inputs)
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> None:
-        """Resize every pool to its backlog, within what the cluster can place."""
-        available: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
+    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
+        """Size every pool to its backlog within what the cluster can place; answers each
+        pool's call budget."""
+        free: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
+        loads = []
         for name, pool in self.pools.items():
-            placeable = _placeable(pool.spec, available)
-            pool.resize(backlog.get(name, 0), in_flight.get(name, 0), placeable)
+            pool.backlog = backlog.get(name, 0)
+            loads.append((pool.sizer, PoolLoad(pool.backlog, in_flight.get(name, 0))))
+        decisions = plan(loads, free)
+        for name, decision in decisions.items():
+            self.pools[name].apply(decision)
+        self._request(autoscaler_bundles(decisions.values()))
+        return {name: pool.budget() for name, pool in self.pools.items()}
+
+    def _request(self, bundles: list[dict[str, float]]) -> None:
+        """Ask the autoscaler for the actors that do not fit (only when that changes)."""
+        if bundles == self._requested:
+            return
+        self._requested = bundles
+        with contextlib.suppress(Exception):  # no autoscaler: nothing listens, nothing breaks
+            request_resources(bundles=bundles)
+
+    def budgets(self) -> dict[str, int]:
+        """Each pool's call budget now."""
+        return {name: pool.budget() for name, pool in self.pools.items()}
 
     def stats(self) -> dict[str, PoolStats]:
         """Per pool figures."""
@@ -250,12 +296,13 @@ class RayLauncher:
             pool.kill_all()
 
 
-def _placeable(spec: PoolSpec, available: Mapping[str, float]) -> int:
-    """How many more actors of this shape the cluster has room for right now."""
-    res = spec.resources
-    shape = {"CPU": res.num_cpus, "GPU": res.num_gpus, **res.custom}
-    counts = [int(available.get(k, 0.0) // v) for k, v in shape.items() if v > 0]
-    return min(counts) if counts else 1_000_000
+def _cluster_totals() -> dict[str, float]:
+    """The cluster's resources; on one machine, CPUs no more than it has cores (a local Ray
+    advertises more logical CPUs so I/O-bound stages can share one)."""
+    totals: dict[str, float] = dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
+    if len(ray.nodes()) <= 1:  # type: ignore[no-untyped-call]
+        totals["CPU"] = min(totals.get("CPU", 0.0), float(os.cpu_count() or 1))
+    return totals
 
 
 def _factories(catalog: Catalog, pool: str) -> dict[str, str]:

@@ -125,8 +125,11 @@ class IngestWorker(Worker):
             "consumed": sum(s.messages for s in ingress),
             "created": sum(s.created for s in ingress), "restarts": self.runtime.restarts,
         }  # fmt: skip
-        for pool, figures in stats.pools.items():
-            health.details[f"pool_{pool}"] = f"{figures.size}/{figures.target}"
+        for pool, f in stats.pools.items():
+            busy = round(100 * f.busy / f.slots) if f.slots else 0
+            health.details[f"pool_{pool}"] = (
+                f"{f.size} actor(s) of {f.target} wanted, {f.backlog} ready, {busy}% busy"
+            )
         return health
 
     def _relay_error(self) -> tuple[str | None, float | None]:

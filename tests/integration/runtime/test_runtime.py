@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import ray
@@ -9,6 +10,7 @@ import ray
 from ingest_ray.events import DeadLetter, IngestResult, decode
 from ingest_ray.kafka import Consumer
 from ingest_ray.pipelines.builtin import AUTO, TWO_PHASE
+from ingest_ray.runtime.runtime import Runtime
 from ingest_ray.states import JobStatus
 from tests.integration.runtime.conftest import Env, request
 
@@ -108,3 +110,25 @@ def test_duplicate_request_does_not_run_twice(env: Env) -> None:
 
 def runtime_ingress_messages(runtime: object) -> int:
     return sum(s.messages for s in ray.get([a.stats.remote() for a in runtime.ingress]))  # type: ignore[attr-defined]
+
+
+def test_embed_pool_grows_under_a_backlog_and_shrinks_when_idle(env: Env) -> None:
+    options = dataclasses.replace(env.options, pool_idle_s=2.0)
+    runtime = Runtime(env.settings, env.catalog(), options)
+    runtime.start()
+    runtime.start_ingress(1, tag="t")
+    sizes: list[int] = []
+
+    def embed_size() -> int:
+        size = ray.get(runtime.dispatcher.stats.remote()).pools["embed"].size
+        sizes.append(size)
+        return int(size)
+
+    try:
+        env.send(*[request(f"grow-{i}", sleep_s={"embed": 0.4}) for i in range(40)])
+        env.wait_for(lambda: embed_size() >= 2, timeout=120)
+        env.wait_for(lambda: _completed(env, 40), timeout=240)
+        env.wait_for(lambda: embed_size() == 1, timeout=60)  # idle for the grace: released
+    finally:
+        runtime.shutdown()
+    assert max(sizes) == 2  # as many as the machine has cores, no more

@@ -60,6 +60,8 @@ class FakeLauncher:
     cancelled: list[str] = field(default_factory=list)
     compensated: list[tuple[str, str]] = field(default_factory=list)
     fail_compensation: bool = False
+    budgets: dict[str, int] = field(default_factory=dict)
+    maintained: list[dict[str, int]] = field(default_factory=list)
 
     def launch(
         self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float
@@ -81,8 +83,9 @@ class FakeLauncher:
             raise RuntimeError("index unreachable")
         self.compensated += [(stage, i.job_id) for i in inputs]
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> None:
-        return None
+    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
+        self.maintained.append(dict(backlog))
+        return dict(self.budgets)
 
     def stats(self) -> dict[str, PoolStats]:
         return {}

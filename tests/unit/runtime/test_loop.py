@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from ingest_ray.control import CancelJob, RequeueJob
 from ingest_ray.errors import PermanentError
 from ingest_ray.events import decode
@@ -154,16 +158,23 @@ async def test_loop_lost_calls_spend_the_loss_budget_and_the_job_still_completes
     assert len(b_tries) == 4
 
 
+def test_loop_recovers_processing_jobs_as_their_next_try_and_waits_for_scheduled_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(random, "uniform", lambda lo, hi: hi)  # a retry delay of a full second
+    _recovers()
+
+
 @sync
-async def test_loop_recovers_processing_jobs_as_their_next_try_and_waits_for_scheduled_retries() -> (
-    None
-):
+async def _recovers() -> None:
     first = rig(behaviour=lambda d, i: None)
-    running, retrying, queued = (first.create(f"doc-{i}") for i in range(3))
+    for i in range(3):
+        first.create(f"doc-{i}")
     await first.loop.start()
     await first.until(lambda: len(first.launcher.pending()) == 1)
     call = first.launcher.pending()[0]
     assert len(call.inputs) == 3
+    running, retrying, queued = (i.job_id for i in call.inputs)  # in dispatch order
     call.future.set_result([StageOutput(), StageFailure("Flaky", "x", True), StageOutput()])
     await first.until(lambda: first.loop.core.stats().timers == 1)
     first.ledger.transition(TransitionRequest(queued, S.PROCESSING, S.CANCELLED))

@@ -202,7 +202,7 @@ def test_sizing_plan_places_per_node() -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("embed", 16), ("chunk", 32), ("mineru", 16), ("metadata", 4), ("index", 1)],
+    [("embed", 16), ("chunk", 16), ("mineru", 16), ("metadata", 4), ("index", 1)],
 )
 def test_sizing_default_max_size_follows_the_machine(name: str, expected: int) -> None:
     pools = {p.name: p for p in builtin_pools(Settings())}
