@@ -15,13 +15,16 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 STAGES: tuple[str, ...] = ("s1", "s2", "s3", "s4")
+
+
+T = TypeVar("T")
 
 
 def stage_key(ns: str, stage: str) -> str:
@@ -73,6 +76,9 @@ class BenchConfig:
     #: one Dramatiq run per entry: threads per worker process (1 is the primary figure)
     dramatiq_threads: tuple[int, ...] = (1, 8)
     ray_batch: int = 256
+    #: jobs per second offered (open loop: job i is submitted at start + i / rate whether or not
+    #: earlier ones finished); 0 submits as fast as the client can (the throughput run)
+    rate: float = 0.0
     timeout_s: float = 900.0
     #: pids of the local Redis and Kafka servers, to count their CPU too (label -> pid)
     servers: dict[str, int] = field(default_factory=dict)
@@ -113,6 +119,17 @@ class SystemResult:
         for name in ("wall_s", "jobs_per_s", "p50_ms", "p99_ms", "mean_ms", "max_ms"):
             out[name] = round(out[name], 3)
         return out
+
+
+def paced(items: Sequence[T], rate: float) -> Iterator[T]:
+    """``items`` one by one, each at its scheduled time (``rate`` per second; 0: no pacing)."""
+    start = time.monotonic()
+    for i, item in enumerate(items):
+        if rate > 0:
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield item
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -26,6 +26,7 @@ from benchmarks.common import (
     BenchConfig,
     SystemResult,
     delete_prefix,
+    paced,
     stage_times,
     summarize,
     timeline,
@@ -77,11 +78,14 @@ def _request(doc: str, tenant: str) -> IngestRequest:
     )  # fmt: skip
 
 
-def _submit(settings: Settings, docs: list[str], tenant: str) -> dict[str, float]:
-    """Produce one request per doc; answers each doc's submit time (also in its metadata)."""
+def _submit(
+    settings: Settings, docs: list[str], tenant: str, rate: float = 0.0
+) -> dict[str, float]:
+    """Produce one request per doc (at ``rate`` per second when given); answers each doc's
+    submit time (also in its metadata)."""
     submitted: dict[str, float] = {}
-    with KafkaClient.from_settings(settings).producer() as producer:
-        for doc in docs:
+    with KafkaClient.from_settings(settings).producer(**{"linger.ms": 0}) as producer:
+        for doc in paced(docs, rate):
             request = _request(doc, tenant)
             submitted[doc] = float(request.metadata["t0"])
             producer.send(settings.topic_requests, request, key=doc)
@@ -178,7 +182,7 @@ def _measure(
         spy.start()
     meter = CpuMeter(cfg.servers)
     meter.start()
-    submitted = _submit(settings, docs, TENANT)
+    submitted = _submit(settings, docs, TENANT, cfg.rate)
     wait_until(lambda: _completed(ledger, TENANT, cfg.jobs), timeout_s=cfg.timeout_s,
                what="ingest_ray", poll_s=0.1)  # fmt: skip
     cpu = meter.stop()

@@ -26,6 +26,7 @@ from benchmarks.common import (
     BenchConfig,
     SystemResult,
     delete_prefix,
+    paced,
     stage_key,
     stage_times,
     summarize,
@@ -91,7 +92,7 @@ def run_peer(cfg: BenchConfig, peer: Peer) -> SystemResult:
         docs = cfg.docs(peer.system)
         meter = CpuMeter(cfg.servers)
         meter.start()
-        submitted = _run_jobs(module, docs)
+        submitted = _run_jobs(module, docs, cfg.rate)
         _wait_hlen(client, ns, cfg.warmup + cfg.jobs, timeout_s=cfg.timeout_s, what=peer.system,
                    worker=worker, log=log)  # fmt: skip
         cpu = meter.stop()
@@ -114,9 +115,9 @@ def _load(name: str) -> ModuleType:
     return importlib.reload(module) if module is not None else importlib.import_module(name)
 
 
-def _run_jobs(module: ModuleType, docs: list[str]) -> dict[str, float]:
+def _run_jobs(module: ModuleType, docs: list[str], rate: float = 0.0) -> dict[str, float]:
     submitted: dict[str, float] = {}
-    for doc in docs:
+    for doc in paced(docs, rate):
         t0 = time.time()
         module.submit(doc, t0)
         submitted[doc] = t0

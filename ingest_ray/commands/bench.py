@@ -64,6 +64,9 @@ def orchestration(
     max_in_flight: Annotated[int, typer.Option(help="ingest_ray: calls in flight per pool.")] = 4,
     ingress_batch: Annotated[int, typer.Option(help="ingest_ray: messages per poll.")] = 500,
     ray_batch: Annotated[int, typer.Option(help="Jobs per call of the batched Ray floor.")] = 256,
+    rate: Annotated[
+        float, typer.Option(help="Open-loop jobs/s offered (latency run); 0 = as fast as possible.")
+    ] = 0.0,
     dramatiq_threads: Annotated[
         str, typer.Option(help="Dramatiq threads per process; one run per comma-separated value.")
     ] = "1,8",
@@ -81,7 +84,7 @@ def orchestration(
     cfg = settings()
     bench = BenchConfig(
         jobs=jobs, warmup=warmup, redis_url=cfg.redis_url,
-        kafka_bootstrap=cfg.kafka_bootstrap_servers, ray_batch=ray_batch,
+        kafka_bootstrap=cfg.kafka_bootstrap_servers, ray_batch=ray_batch, rate=rate,
         dramatiq_threads=tuple(int(t) for t in dramatiq_threads.split(",") if t.strip()),
     )  # fmt: skip
     tuning = IngestTuning(

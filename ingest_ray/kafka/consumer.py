@@ -45,8 +45,18 @@ class Consumer:
         self._closed = False
 
     def poll_batch(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
-        """Up to ``max_messages`` messages; partition EOFs are dropped, real errors raise."""
-        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+        """Up to ``max_messages`` messages, as soon as there is one (waiting at most
+        ``timeout``), with whatever else is already fetched; partition EOFs are dropped, real
+        errors raise. (``consume`` alone would wait the whole timeout for a full batch.)"""
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        rest = (
+            self._consumer.consume(num_messages=max_messages - 1, timeout=0)
+            if max_messages > 1
+            else []
+        )
+        messages = [first, *rest]
         good: list[Message] = []
         for msg in messages:
             err = msg.error()
