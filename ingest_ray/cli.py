@@ -207,6 +207,7 @@ def ledger_list(
     pipeline: Annotated[str | None, typer.Option(help="Filter by pipeline.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show doc keys.")] = False,
 ) -> None:
     """List jobs, newest first."""
     ledger = RedisLedger.from_settings(_settings())
@@ -215,7 +216,7 @@ def ledger_list(
         page = ledger.list_jobs(flt, cursor=cursor, limit=limit)
     finally:
         ledger.close()
-    console.print(jobs_table(page.items))
+    console.print(jobs_table(page.items, verbose=verbose))
     if page.next_cursor:
         console.print(f"next page: --cursor {page.next_cursor}")
 

@@ -148,9 +148,14 @@ class JobApi:
 
     def list_jobs(self, **filters: object) -> tuple[list[Job], str | None]:
         """``GET /jobs``: one page of the tenant's jobs and the next cursor."""
+        items, cursor = self.list_summaries(**filters)
+        return [Job.model_validate(i) for i in items], cursor
+
+    def list_summaries(self, **filters: object) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /jobs`` as the API answers it (with each job's ``document`` name)."""
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply = self._call("GET", "/jobs", params=params)
-        return [Job.model_validate(i) for i in reply["items"]], reply.get("next_cursor")
+        return list(reply["items"]), reply.get("next_cursor")
 
     def get_job(self, job_id: str) -> Job:
         """``GET /jobs/{id}``: the job with its history."""
