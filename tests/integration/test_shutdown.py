@@ -46,14 +46,16 @@ class Command:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         with (self.tmp / f"{args[0]}-{uuid.uuid4().hex[:6]}.log").open("wb") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "ingest_ray", *args], env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=_as_background_job,
-            )  # fmt: skip
+            return subprocess.Popen([sys.executable, "-c", BACKGROUND_JOB, *args], env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
-def _as_background_job() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+#: what a shell does for ``cmd &`` without job control: SIGINT ignored, then exec (an ignored
+#: signal stays ignored across exec)
+BACKGROUND_JOB = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'ingest_ray', *sys.argv[1:]])"
+)
 
 
 @pytest.fixture
