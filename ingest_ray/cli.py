@@ -18,6 +18,7 @@ from ingest_ray.commands.bench import bench_app
 from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
+from ingest_ray.commands.up import up
 from ingest_ray.commands.workers import status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError
@@ -47,6 +48,7 @@ app.command()(ingest)
 app.command()(search)
 app.command()(demo)
 app.command()(status)
+app.command()(up)
 
 
 def _settings() -> Settings:

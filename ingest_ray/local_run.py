@@ -115,10 +115,12 @@ def run_local(
     catalog: Catalog | None = None,
     on_progress: Callable[[list[Tracked]], None] = lambda _: None,
     should_stop: Callable[[], bool] = lambda: False,
+    on_started: Callable[[], None] = lambda: None,
 ) -> RunReport:
     """Ingest ``sources`` end to end on a local runtime and wait for every job to finish (or
     until ``should_stop()``: then the runtime drains and stops, and the jobs left stay in the
-    ledger, to be finished by the next run or a worker)."""
+    ledger, to be finished by the next run or a worker). ``on_started`` is called once both
+    workers run."""
     catalog = catalog or builtin_catalog(settings)
     quiet = settings.model_copy(update={"metrics_port": -1})
     with contextlib.ExitStack() as stack:
@@ -128,6 +130,7 @@ def run_local(
         mapper = MappingWorker(quiet, catalog, name=f"mapping-local-{os.getpid()}")
         mapper.start()
         stack.callback(mapper.stop, grace_s=10)
+        on_started()
         ledger = RedisLedger.from_settings(settings)
         stack.callback(ledger.close)
         requests = [

@@ -3,8 +3,10 @@
 A command installs :class:`StopSignals`, runs until ``stop.is_set()`` and then drains and
 releases what it started. Both signals are handled explicitly, so a command started in the
 background by a non-interactive shell (which starts it with SIGINT ignored) still stops on
-SIGINT. A second signal while draining raises :class:`KeyboardInterrupt` in the main thread, to
-cut a drain short; the command's ``finally`` blocks still run.
+SIGINT. While the command is still starting (``starting`` is True, the default) a signal raises
+:class:`KeyboardInterrupt` in the main thread, since a start may block for long (a Serve replica
+waiting for a CPU, a broker that does not answer); so does a second signal while draining, to cut
+the drain short. Either way the command's ``finally`` blocks still run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class StopSignals:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.received: signal.Signals | None = None
+        #: until the command calls :meth:`started`, a signal interrupts what it is doing
+        self.starting = True
 
     def install(self) -> StopSignals:
         """Handle both signals from now on (call from the main thread)."""
@@ -29,11 +33,20 @@ class StopSignals:
             signal.signal(sig, self._handle)
         return self
 
+    def started(self) -> None:
+        """From now on the first signal only asks for a graceful stop."""
+        self.starting = False
+
+    def exit_code(self) -> int:
+        """The shell's code for death by the signal received (130 for SIGINT), else 1."""
+        return 128 + int(self.received) if self.received is not None else 1
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum)
+        again = self.event.is_set()
+        self.received = self.received or signal.Signals(signum)
         self.event.set()
+        if again or self.starting:
+            raise KeyboardInterrupt
 
     def is_set(self) -> bool:
         """Whether a stop was asked for."""

@@ -85,7 +85,9 @@ def api_application(
 ) -> Any:
     """A bound Serve application with explicit setting overrides (``model_dump()`` dicts; keep
     secrets as ``SecretStr``, i.e. not ``mode="json"``, which masks them)."""
-    return ApiDeployment.options(num_replicas=replicas).bind(settings, api)
+    cpus = ApiSettings(**(api or {})).replica_num_cpus
+    options = ApiDeployment.options(num_replicas=replicas, ray_actor_options={"num_cpus": cpus})
+    return options.bind(settings, api)
 
 
 #: ``serve run serve_app.app:deployment`` (settings from the environment)

@@ -156,6 +156,16 @@ def _fields(job: Job, model: type[BaseModel]) -> dict[str, Any]:
     return {**data, "title": document_title(job), "document": document_label(job)}
 
 
+class StreamGap(_Out):
+    """The ``gap`` event of a job's event stream: events after ``missed_after`` were trimmed
+    from the capped stream, so here is the job with its whole history; live events continue
+    after ``resume_after`` (the event's id)."""
+
+    missed_after: int
+    resume_after: int
+    job: JobDetail
+
+
 class JobPage(_Out):
     """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
 

@@ -46,10 +46,12 @@ def run(
 ) -> None:
     """Start Serve with the API and block until SIGINT/SIGTERM; then stop Serve and end the
     local Ray this process started, every one of its processes included. ``on_ready`` hears
-    one line per address once the API answers."""
+    one line per address once the API answers. A signal during the start raises
+    :class:`KeyboardInterrupt` (after the same clean-up)."""
     stop_signals = StopSignals().install()
     try:
         start(settings, api or ApiSettings(), host=host, port=port, replicas=replicas)
+        stop_signals.started()
         on_ready(f"job API and dashboard at http://{host}:{port}/")
         session = local_ray.current()
         if session is not None and session.dashboard_url:

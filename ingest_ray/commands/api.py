@@ -315,8 +315,11 @@ def serve(
     from serve_app.settings import ApiSettings  # noqa: PLC0415
 
     api = ApiSettings()
-    run(get_settings(), host or api.host, port or api.port, replicas or api.replicas, api=api,
-        on_ready=lambda line: console.print(line, highlight=False, soft_wrap=True))  # fmt: skip
+    try:
+        run(get_settings(), host or api.host, port or api.port, replicas or api.replicas, api=api,
+            on_ready=lambda line: console.print(line, highlight=False, soft_wrap=True))  # fmt: skip
+    except KeyboardInterrupt:  # stopped while starting; everything started is gone already
+        raise typer.Exit(130) from None
 
 
 def register(app: typer.Typer) -> None:

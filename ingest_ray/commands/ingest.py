@@ -76,7 +76,7 @@ def ingest(
     _print_report(report, as_json=as_json, verbose=verbose)
     if stop.received is not None:
         err_console.print(f"[yellow]stopped by {stop.received.name}[/]; unfinished jobs wait")
-        raise typer.Exit(128 + int(stop.received))
+        raise typer.Exit(stop.exit_code())
     if report.failed:
         raise typer.Exit(1)
 
@@ -108,7 +108,10 @@ def _run(
                                         description=f"{label:<40} {state}")  # fmt: skip
 
                 return run_local(effective, sources, catalog=catalog, on_progress=show,
-                                 should_stop=stop.is_set, **kw)  # fmt: skip
+                                 should_stop=stop.is_set, on_started=stop.started,
+                                 **kw)  # fmt: skip
+    except KeyboardInterrupt:  # stopped while starting, or a second signal cut the drain short
+        raise typer.Exit(stop.exit_code()) from None
     finally:
         local_ray.stop()
 
@@ -198,7 +201,7 @@ def demo(verbose: VerboseOption = False) -> None:
                   pipeline=None, timeout=900.0)  # fmt: skip
     _print_report(report, as_json=False, verbose=verbose)
     if stop.received is not None:
-        raise typer.Exit(128 + int(stop.received))
+        raise typer.Exit(stop.exit_code())
     question = "how does hybrid search fuse vector and full-text rankings"
     console.print(f"\nsearch: [bold]{question}[/]")
     index = section(cfg, "index", IndexSettings)

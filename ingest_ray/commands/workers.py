@@ -54,12 +54,15 @@ def worker_start(
         console.print(f"[green]{worker.name}[/] starting ({kind.value}); stop with SIGTERM or "
                       f"`ingest-ray worker stop {worker.name}`")  # fmt: skip
         worker.start()
+        stop.started()
         console.print(f"[green]{worker.name}[/] running")
         stop.wait()
         received = stop.received.name if stop.received else "stop"
         console.print(f"[green]{worker.name}[/] draining ({received})")
         report = worker.stop(grace_s=grace)
         console.print(f"[green]{worker.name}[/] stopped: {report}")
+    except KeyboardInterrupt:  # stopped while starting, or a second signal cut the drain short
+        raise typer.Exit(stop.exit_code()) from None
     finally:
         local_ray.stop()
 

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -43,11 +43,26 @@ class Command:
     env: dict[str, str]
     port: int
     tmp: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         with (self.tmp / f"{args[0]}-{uuid.uuid4().hex[:6]}.log").open("wb") as log:
-            return subprocess.Popen([sys.executable, "-c", BACKGROUND_JOB, *args], env=self.env,
+            proc = subprocess.Popen([sys.executable, "-c", BACKGROUND_JOB, *args], env=self.env,
                                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.started.append(proc)
+        return proc
+
+
+def terminate(procs: list[subprocess.Popen[bytes]]) -> None:
+    """After a failed test: SIGTERM what still runs (it cleans up after itself), then kill."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=EXIT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 #: what a shell does for ``cmd &`` without job control: SIGINT ignored, then exec (an ignored
@@ -81,7 +96,9 @@ def command(services: Services, tmp_path: Path) -> Iterator[Command]:
     env.pop("RAY_ADDRESS", None)
     settings = Settings(kafka_bootstrap_servers=services.kafka_bootstrap,
                         redis_url=services.redis_url, redis_prefix=prefix)  # fmt: skip
-    yield Command(settings, env, port, tmp_path)
+    cmd = Command(settings, env, port, tmp_path)
+    yield cmd
+    terminate(cmd.started)
     client = redis.Redis.from_url(services.redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
