@@ -11,12 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from ingest_ray.documents import document_label
 from ingest_ray.ledger.base import Job
 from ingest_ray.states import JobStatus
+
+#: a title is cut no shorter than this while a section path can give way instead
+_MIN_TITLE = 24
 
 STATUS_STYLE = {
     JobStatus.QUEUED: "yellow",
@@ -88,17 +92,20 @@ def fit(text: str, width: int) -> str:
 
 def hit_lines(hit: Mapping[str, Any], rank: int, width: int = 80) -> tuple[str, str]:
     """Two lines of at most ``width`` cells: ``rank. title · section · p. N`` and the snippet.
-    The title gives way first, so section and page stay visible."""
+    The page always shows; the section is cut before the title is squeezed below a readable
+    minimum, and the title takes what is left."""
     title = str(hit.get("title") or hit.get("document") or hit.get("doc_key") or "")
     section = " > ".join(map(str, hit.get("section_path") or []))
-    page = hit.get("page_start")
-    tail = " · ".join(part for part in (section, f"p. {page}" if page is not None else "") if part)
+    page = f"p. {hit['page_start']}" if hit.get("page_start") is not None else ""
     head = f"{rank}. "
-    room = width - len(head) - (len(tail) + 3 if tail else 0)
-    if room < 20 and tail:  # a very long section path: cut it instead
-        tail = fit(tail, max(8, width - len(head) - 23))
-        room = width - len(head) - len(tail) - 3
-    first = head + fit(title, room) + (f" · {tail}" if tail else "")
+    room = width - cell_len(head)
+    keep = min(cell_len(title), _MIN_TITLE)
+    if section:
+        budget = room - keep - 3 - (cell_len(page) + 3 if page else 0)
+        section = fit(section, budget) if budget >= 8 else ""
+    tail = " · ".join(part for part in (section, page) if part)
+    title_room = room - (cell_len(tail) + 3 if tail else 0)
+    first = head + fit(title, max(1, title_room)) + (f" · {tail}" if tail else "")
     snippet = "   " + fit(str(hit.get("snippet") or ""), width - 3)
     return fit(first, width), snippet
 
