@@ -125,7 +125,8 @@ def _since(consumer: Consumer, topic: str, since: datetime, timeout: float) -> d
     meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if meta is None:
         return {}
-    ms = int(since.timestamp() * 1000)
+    # before 1970 means "all that is retained" (Kafka reads negative times as special values)
+    ms = max(0, int(since.timestamp() * 1000))
     wanted = [TopicPartition(topic, p, ms) for p in meta.partitions]
     found = consumer.offsets_for_times(wanted, timeout=timeout)
     return {int(tp.partition): int(tp.offset) for tp in found}
