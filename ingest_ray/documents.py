@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ingest_ray.ledger.base import Job
+from ingest_ray.ledger.base import Job, JobFilter, Ledger, Page
 
 #: longest title kept (a longer "title" is a paragraph that lost its way)
 MAX_TITLE: Final = 300
@@ -118,3 +118,32 @@ def doi_of(job: Job) -> str | None:
 def document_label(job: Job) -> str:
     """Title, else file name, else DOI, else the document key."""
     return document_title(job) or file_name(job) or doi_of(job) or job.doc_key
+
+
+def find_jobs(
+    ledger: Ledger,
+    flt: JobFilter,
+    text: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+    budget: int = 2000,
+) -> Page:
+    """Jobs matching ``flt`` whose ``doc_key`` or document name contains ``text`` (any case),
+    newest first. At most ``budget`` jobs are looked at per call; when that runs out, the page
+    may be short and ``next_cursor`` goes on from the last job looked at."""
+    needle = text.casefold()
+    items: list[Job] = []
+    after, seen = cursor, 0
+    while seen < budget:
+        page = ledger.list_jobs(flt, cursor=after, limit=min(200, budget - seen))
+        for job in page.items:
+            seen += 1
+            after = job.job_id
+            if needle in job.doc_key.casefold() or needle in document_label(job).casefold():
+                items.append(job)
+                if len(items) > limit:
+                    return Page(items=items[:limit], next_cursor=items[limit - 1].job_id)
+        if page.next_cursor is None:
+            return Page(items=items, next_cursor=None)
+    return Page(items=items, next_cursor=after)

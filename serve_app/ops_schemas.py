@@ -51,6 +51,8 @@ class DeadLetterOut(_Out):
     origin_offset: int | None
     job_id: str | None
     doc_key: str | None
+    #: the job's document by name (title, file name or DOI), when the letter names a job
+    document: str | None
     stage: str | None
     attempts: int | None
     truncated: int | None
@@ -59,7 +61,7 @@ class DeadLetterOut(_Out):
     replayed: bool
 
     @classmethod
-    def of(cls, letter: LetterView, *, replayed: bool) -> DeadLetterOut:
+    def of(cls, letter: LetterView, *, replayed: bool, document: str | None) -> DeadLetterOut:
         """The API view of a letter (the value as text, cut to :data:`VALUE_PREVIEW`)."""
         origin = letter.origin
         return cls(
@@ -69,7 +71,7 @@ class DeadLetterOut(_Out):
             origin_topic=origin.topic if origin else None,
             origin_partition=origin.partition if origin else None,
             origin_offset=origin.offset if origin else None,
-            job_id=letter.subject.job_id, doc_key=letter.subject.doc_key,
+            job_id=letter.subject.job_id, doc_key=letter.subject.doc_key, document=document,
             stage=letter.subject.stage, attempts=letter.subject.attempts,
             truncated=letter.truncated, value_bytes=len(letter.value),
             value_preview=letter.value[:VALUE_PREVIEW].decode("utf-8", errors="replace"),

@@ -77,6 +77,8 @@ class ListQuery(BaseModel):
     stage: str | None = Field(default=None, min_length=1, max_length=64)
     pipeline: str | None = Field(default=None, min_length=1, max_length=64)
     doc_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    #: part of the doc key or of the document's title or file name (any case)
+    q: str | None = Field(default=None, min_length=1, max_length=200)
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     limit: int = Field(default=20, ge=1, le=100)

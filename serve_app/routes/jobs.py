@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest_ray.auth import Principal, Scope
+from ingest_ray.documents import find_jobs
 from ingest_ray.events import IngestRequest
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.states import JobStatus
@@ -110,7 +111,14 @@ async def list_jobs(request: Request) -> Response:
         created_before=query.created_before,
     )
     ledger = context(request).ledger
-    page = await run_in_threadpool(ledger.list_jobs, flt, cursor=query.cursor, limit=query.limit)
+    if query.q:
+        page = await run_in_threadpool(
+            find_jobs, ledger, flt, query.q, cursor=query.cursor, limit=query.limit
+        )
+    else:
+        page = await run_in_threadpool(
+            ledger.list_jobs, flt, cursor=query.cursor, limit=query.limit
+        )
     items = [JobSummary.of(job) for job in page.items]
     return model_response(JobPage(items=items, next_cursor=page.next_cursor))
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ingest_ray import dlq, stats
 from ingest_ray.auth import Principal, Scope
 from ingest_ray.deadletters import LetterKind, LetterView
+from ingest_ray.documents import document_label
 from ingest_ray.errors import IngestError
 from ingest_ray.events import IngestRequest, MappingRequest, decode
 from ingest_ray.index.base import SearchHit
@@ -138,12 +139,22 @@ async def search(request: Request) -> Response:
 
 def _letters(ctx: ApiContext, tenant_id: str, query: DeadLetterQuery) -> DeadLetterPage:
     found = dlq.list_letters(ctx.settings, last=query.last, since=query.since, tenant_id=tenant_id)
-    items = [
-        DeadLetterOut.of(x, replayed=ctx.replayer.replayed(x.event_id))
-        for x in found
-        if query.kind is None or x.kind == query.kind
-    ]
+    found = [x for x in found if query.kind is None or x.kind == query.kind]
+    ids = list(dict.fromkeys(x.subject.job_id for x in found if x.subject.job_id))
+    names = {
+        job.job_id: document_label(job)
+        for job in ctx.ledger.get_many(ids)
+        if job is not None and job.tenant_id == tenant_id
+    }
+    items = [_letter(ctx, x, names) for x in found]
     return DeadLetterPage(items=items, last=query.last, since=query.since)
+
+
+def _letter(ctx: ApiContext, letter: LetterView, names: dict[str, str]) -> DeadLetterOut:
+    replayed = ctx.replayer.replayed(letter.event_id)
+    return DeadLetterOut.of(
+        letter, replayed=replayed, document=names.get(letter.subject.job_id or "")
+    )
 
 
 async def dead_letters(request: Request) -> Response:
