@@ -104,3 +104,27 @@ def test_documents_label_is_title_else_file_name_else_doi() -> None:
     assert document_label(_job("pdf:sha256:abcd", metadata=upload)) == "scan.pdf"
     assert document_label(_job("doi:10.1/x")) == "10.1/x"
     assert document_label(_job("text:0123")) == "text:0123"
+
+
+def test_documents_find_jobs_matches_doc_key_or_title_and_pages() -> None:
+    from ingest_ray.documents import find_jobs
+    from ingest_ray.ledger.base import JobFilter, NewJob
+    from ingest_ray.testing import InMemoryLedger
+
+    ledger = InMemoryLedger()
+    for n in range(7):
+        meta = {"request": {"title": f"Ledger notes {n}"}} if n % 2 else {}
+        ledger.create(NewJob(tenant_id="t", doc_key=f"doi:10.1/ledger-{n}", pipeline="auto",
+                             metadata=meta))  # fmt: skip
+    ledger.create(NewJob(tenant_id="t", doc_key="doi:10.1/other", pipeline="auto"))
+    ledger.create(NewJob(tenant_id="u", doc_key="doi:10.1/ledger-x", pipeline="auto"))
+    flt = JobFilter(tenant_id="t")
+    first = find_jobs(ledger, flt, "LEDGER", limit=4)
+    assert len(first.items) == 4 and first.next_cursor == first.items[-1].job_id
+    rest = find_jobs(ledger, flt, "ledger", cursor=first.next_cursor, limit=4)
+    assert len(rest.items) == 3 and rest.next_cursor is None
+    assert {j.tenant_id for j in first.items + rest.items} == {"t"}
+    titled = find_jobs(ledger, flt, "notes 3")
+    assert [j.doc_key for j in titled.items] == ["doi:10.1/ledger-3"]
+    short = find_jobs(ledger, flt, "ledger", limit=10, budget=2)
+    assert len(short.items) == 1 and short.next_cursor is not None  # looked at two jobs only
