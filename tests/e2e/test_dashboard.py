@@ -87,6 +87,13 @@ def test_dashboard_job_page_follows_a_job_live_to_completed(ui: Ui, page: object
     assert all(t.endswith(("ms", "s")) for t in took) and took[1].endswith(" s")  # ~1 s each
     page.screenshot(path=str(ui.shots / "dashboard-job.png"), full_page=True)  # type: ignore[attr-defined]
 
+    slow = ui.submit("cancelled from its page", title="Cancelled", sleep_s={"chunk": 120})
+    ui.live.wait_status(slow, JobStatus.PROCESSING)
+    page.goto(f"{ui.live.url}/#/jobs/{slow}")  # type: ignore[attr-defined]
+    page.get_by_test_id("job-cancel").click()  # type: ignore[attr-defined]
+    expect(status).to_have_text("cancelled", timeout=15_000)
+    assert ui.live.ledger.get(slow).status is JobStatus.CANCELLED
+
 
 def test_dashboard_job_page_shows_a_failure_and_retries_it(ui: Ui, page: object) -> None:
     flag = f"{ui.live.settings.redis_prefix}broken-{uuid.uuid4().hex[:6]}"
