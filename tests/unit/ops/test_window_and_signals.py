@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -54,17 +55,25 @@ def test_dlq_views_letters_and_dedupes_by_event_id() -> None:
     assert (old.kind, old.value, old.event_id) == ("mapping", b"{}", legacy.event_id)
 
 
-def test_stop_signals_interrupt_the_start_then_ask_for_a_graceful_stop() -> None:
+def test_stop_signals_let_a_start_finish_then_interrupt_a_slow_one() -> None:
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    stop = StopSignals().install()
     try:
-        with pytest.raises(KeyboardInterrupt):  # while starting, a signal interrupts
-            os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.is_set() and stop.exit_code() == 128 + signal.SIGTERM
-        fresh = StopSignals().install()
-        fresh.started()
-        os.kill(os.getpid(), signal.SIGINT)  # only sets the event now
-        assert fresh.wait(5.0) and fresh.received is signal.SIGINT
+        quick = StopSignals(start_grace_s=5.0).install()
+        os.kill(os.getpid(), signal.SIGTERM)  # while starting: no interruption yet
+        assert quick.is_set() and quick.exit_code() == 128 + signal.SIGTERM
+        quick.started()  # the start finished in time: a graceful stop follows
+        time.sleep(0.1)
+
+        slow = StopSignals(start_grace_s=0.2).install()
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            time.sleep(5)  # a start that does not finish: interrupted after the grace
+        assert slow.received is signal.SIGINT
+
+        running = StopSignals().install()
+        running.started()
+        os.kill(os.getpid(), signal.SIGINT)  # only asks for a stop now
+        assert running.wait(5.0) and running.received is signal.SIGINT
         with pytest.raises(KeyboardInterrupt):  # a second signal cuts a drain short
             os.kill(os.getpid(), signal.SIGINT)
     finally:
