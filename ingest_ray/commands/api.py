@@ -26,7 +26,7 @@ from ingest_ray.commands.api_client import (
     JobApi,
     follow_job,
 )
-from ingest_ray.commands.common import console, err_console
+from ingest_ray.commands.common import console, err_console, require_port
 from ingest_ray.config import get_settings
 from ingest_ray.ledger.base import JobEvent
 from ingest_ray.local_run import guess_source
@@ -315,6 +315,7 @@ def serve(
     from serve_app.settings import ApiSettings  # noqa: PLC0415
 
     api = ApiSettings()
+    require_port(host or api.host, port or api.port, "the job API", "give --port")
     try:
         run(get_settings(), host or api.host, port or api.port, replicas or api.replicas, api=api,
             on_ready=lambda line: console.print(line, highlight=False, soft_wrap=True))  # fmt: skip

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import redis
 
 from ingest_ray import local_ray
+from ingest_ray.commands.common import port_free, require_port
 from ingest_ray.config import Settings
 from ingest_ray.errors import StackError
 from ingest_ray.kafka.health import check_kafka
@@ -62,6 +63,10 @@ class LocalService:
 
     def start(self) -> None:
         """Bring every piece up, in order; on failure, what started is stopped again."""
+        require_port(self.host, self.port, "the job API", "give --port or INGEST_RAY_API_PORT")
+        if self.settings.metrics_port > 0 and not port_free(LOOPBACK, self.settings.metrics_port):
+            self.echo(f"metrics port {self.settings.metrics_port} is taken: using a free one")
+            self.settings = self.settings.model_copy(update={"metrics_port": 0})
         try:
             self._stack()
             session = local_ray.start(self.settings, namespace="ingest-ray")
