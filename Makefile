@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: bootstrap demo test lint stack-up stack-down
+.PHONY: bootstrap demo up test lint stack-up stack-down
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -11,6 +11,10 @@ bootstrap:
 demo: bootstrap
 	$(BIN)/ingest-ray stack up
 	$(BIN)/ingest-ray demo
+
+## The whole local service in the foreground (Ctrl-C stops all of it).
+up: bootstrap
+	$(BIN)/ingest-ray up
 
 ## The whole test suite (starts the local stack when KAFKA_BOOTSTRAP_SERVERS/REDIS_URL are unset).
 test: bootstrap

@@ -21,6 +21,7 @@ from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
 from ingest_ray.commands.ledger import ledger_migrate, ledger_prune
+from ingest_ray.commands.up import up
 from ingest_ray.commands.workers import runtime_app, status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError
@@ -54,6 +55,7 @@ app.command()(ingest)
 app.command()(search)
 app.command()(demo)
 app.command()(status)
+app.command()(up)
 
 
 def _settings() -> Settings:
@@ -210,6 +212,7 @@ def ledger_list(
     pipeline: Annotated[str | None, typer.Option(help="Filter by pipeline.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show doc keys.")] = False,
 ) -> None:
     """List jobs, newest first."""
     ledger = open_ledger(_settings())
@@ -218,7 +221,7 @@ def ledger_list(
         page = ledger.list_jobs(flt, cursor=cursor, limit=limit)
     finally:
         ledger.close()
-    console.print(jobs_table(page.items))
+    console.print(jobs_table(page.items, verbose=verbose))
     if page.next_cursor:
         console.print(f"next page: --cursor {page.next_cursor}")
 

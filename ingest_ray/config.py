@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     )
     #: logical CPUs of a local Ray (stage actors of I/O-bound stages ask for fractions of one)
     ray_local_num_cpus: int = Field(default=8, ge=1)
+    #: a local Ray serves its dashboard on ``ray_dashboard_host`` (loopback by default); the
+    #: port is Ray's 8265, or the next free one, unless ``ray_dashboard_port`` pins it
+    ray_dashboard: bool = True
+    ray_dashboard_host: str = "127.0.0.1"
+    ray_dashboard_port: int | None = Field(default=None, ge=1, le=65535)
+    #: seconds the Ray processes of a local session get to exit after ``ray.shutdown`` before
+    #: the ones still running are ended by pid
+    ray_stop_grace_s: float = Field(default=5.0, ge=0)
     #: names the runtime's actors and control inbox (two runtimes may share a Ray cluster)
     runtime_name: str = "ingest-ray"
     #: Prometheus ``/metrics`` port of each worker; 0 picks a free one, -1 serves none

@@ -1,5 +1,5 @@
-"""The main job on one machine: run the runtime and a MappingWorker in this process (on a local
-Ray), publish ingest requests for files, folders and DOIs, and follow each job to its end.
+"""The main job on one machine: run an IngestWorker and a MappingWorker in this process (on a
+local Ray), publish ingest requests for files, folders and DOIs, and follow each job to its end.
 
 Used by ``ingest-ray ingest`` and ``ingest-ray demo``. With ``replay``, the OpenAlex, Unpaywall
 and CORE clients talk to a local server that serves captured API responses, so DOIs work offline.
@@ -8,6 +8,7 @@ and CORE clients talk to a local server that serves captured API responses, so D
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,14 +17,14 @@ from typing import Any
 
 from ingest_ray.adapters.replay import ReplayServer, adapter_settings_for
 from ingest_ray.config import Settings
+from ingest_ray.documents import document_label
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import Job, JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.pipelines.catalog import Catalog
-from ingest_ray.runtime.options import RuntimeOptions
-from ingest_ray.runtime.runtime import Runtime
+from ingest_ray.workers.ingest import IngestWorker
 from ingest_ray.workers.mapping import MappingWorker
 
 REPLAY_KEYS = (
@@ -113,19 +114,25 @@ def run_local(
     timeout: float = 900.0,
     catalog: Catalog | None = None,
     on_progress: Callable[[list[Tracked]], None] = lambda _: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_started: Callable[[], None] = lambda: None,
 ) -> RunReport:
-    """Ingest ``sources`` end to end on a local runtime and wait for every job to finish."""
+    """Ingest ``sources`` end to end on a local runtime and wait for every job to finish (or
+    until ``should_stop()``: then the runtime drains and stops, and the jobs left stay in the
+    ledger, to be finished by the next run or a worker). ``on_started`` is called once both
+    workers run."""
     catalog = catalog or builtin_catalog(settings)
-    KafkaClient.from_settings(settings).ensure_topics()
-    runtime = Runtime(settings, catalog, RuntimeOptions(name=settings.runtime_name))
-    runtime.start()
-    runtime.start_ingress(1, tag="local")
-    mapper = MappingWorker(
-        settings.model_copy(update={"metrics_port": -1}), catalog, name="mapping-local"
-    )
-    mapper.start()
-    ledger = open_ledger(settings)
-    try:
+    quiet = settings.model_copy(update={"metrics_port": -1})
+    with contextlib.ExitStack() as stack:
+        worker = IngestWorker(quiet, catalog, name=f"ingest-local-{os.getpid()}")
+        worker.start()
+        stack.callback(worker.stop, grace_s=settings.drain_grace_s)
+        mapper = MappingWorker(quiet, catalog, name=f"mapping-local-{os.getpid()}")
+        mapper.start()
+        stack.callback(mapper.stop, grace_s=10)
+        on_started()
+        ledger = open_ledger(settings)
+        stack.callback(ledger.close)
         requests = [
             IngestRequest(tenant_id=tenant, source=s, priority=priority, pipeline=pipeline)
             for s in sources
@@ -134,13 +141,10 @@ def run_local(
         with KafkaClient.from_settings(settings).producer() as producer:
             for t in report.tracked:
                 producer.send(settings.topic_requests, t.request, key=t.request.doc_key)
-        _follow(ledger, report, timeout, on_progress)
-        _wait_for_mapping(mapper, report)
-        return report
-    finally:
-        mapper.stop(grace_s=10)
-        runtime.shutdown()
-        ledger.close()
+        _follow(ledger, report, timeout, on_progress, should_stop)
+        if not should_stop():
+            _wait_for_mapping(mapper, report, should_stop=should_stop)
+    return report
 
 
 def _follow(
@@ -148,9 +152,14 @@ def _follow(
     report: RunReport,
     timeout_s: float,
     on_progress: Callable[[list[Tracked]], None],
+    should_stop: Callable[[], bool],
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(t.done for t in report.tracked):
+    while (
+        time.monotonic() < deadline
+        and not all(t.done for t in report.tracked)
+        and not should_stop()
+    ):
         for t in report.tracked:
             if t.done:
                 continue
@@ -169,34 +178,48 @@ def _follow(
     on_progress(report.tracked)
 
 
-def _wait_for_mapping(mapper: MappingWorker, report: RunReport, timeout_s: float = 60.0) -> None:
+def _wait_for_mapping(
+    mapper: MappingWorker,
+    report: RunReport,
+    timeout_s: float = 60.0,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
     indexed = sum(1 for t in report.tracked if t.job is not None and "index" in t.job.outputs)
     deadline = time.monotonic() + timeout_s
-    while mapper.mapped < indexed and time.monotonic() < deadline:
+    while mapper.mapped < indexed and time.monotonic() < deadline and not should_stop():
         time.sleep(0.2)
 
 
+def request_label(request: IngestRequest) -> str:
+    """A submitted document before its job exists: its file name, else its identifier."""
+    value = request.source.value
+    if request.source.kind in (SourceKind.PDF_PATH, SourceKind.PDF_URL):
+        return value.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or value
+    return value
+
+
 def summary_rows(report: RunReport) -> list[dict[str, Any]]:
-    """One row per document for the final table."""
+    """One row per document for the final table: ``document`` is its title, else its file
+    name, else its DOI; ``doc_key`` and ``job_id`` are there for ``--json`` and ``-v``."""
     rows = []
     for t in report.tracked:
         job = t.job
         outputs = job.outputs if job else {}
-        outcome = (
-            next(
-                (e.data.get("outcome") for e in reversed(job.history) if e.data.get("outcome")),
-                None,
-            )
-            if job
-            else None
-        )
+        outcome = _outcome(job) if job else None
+        error = f"{job.error.type}: {job.error.message}" if job and job.error else ""
         rows.append({
-            "document": t.request.source.value.rsplit("/", 1)[-1],
+            "document": document_label(job) if job else request_label(t.request),
             "status": job.status.value if job else "not admitted",
             "pages": outputs.get("mineru", {}).get("pages", "-"),
             "chunks": outputs.get("chunk", {}).get("chunk_count", "-"),
             "pdf from": outputs.get("pdf_fetch", {}).get("pdf_source", "-"),
-            "note": outcome or (f"{job.error.type}: {job.error.message}" if job and job.error
-                                else ""),
+            "note": outcome or error,
+            "doc_key": t.request.doc_key,
+            "job_id": job.job_id if job else None,
         })  # fmt: skip
     return rows
+
+
+def _outcome(job: Job) -> str | None:
+    return next((e.data["outcome"] for e in reversed(job.history) if e.data.get("outcome")), None)

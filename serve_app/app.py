@@ -23,7 +23,7 @@ from ingest_ray.config import Settings
 from serve_app.context import ApiContext
 from serve_app.errors import EXCEPTION_HANDLERS
 from serve_app.openapi import build_openapi
-from serve_app.routes import events, health, jobs
+from serve_app.routes import events, health, jobs, ops
 from serve_app.settings import ApiSettings
 
 
@@ -50,6 +50,7 @@ def build_app(settings: Settings | None = None, api: ApiSettings | None = None) 
         *jobs.ROUTES,
         *events.ROUTES,
         *health.ROUTES,
+        *ops.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Mount("/static", StaticFiles(directory=health.STATIC_DIR, check_dir=False), name="static"),
     ]
@@ -85,7 +86,9 @@ def api_application(
 ) -> Any:
     """A bound Serve application with explicit setting overrides (``model_dump()`` dicts; keep
     secrets as ``SecretStr``, i.e. not ``mode="json"``, which masks them)."""
-    return ApiDeployment.options(num_replicas=replicas).bind(settings, api)
+    cpus = ApiSettings(**(api or {})).replica_num_cpus
+    options = ApiDeployment.options(num_replicas=replicas, ray_actor_options={"num_cpus": cpus})
+    return options.bind(settings, api)
 
 
 #: ``serve run serve_app.app:deployment`` (settings from the environment)

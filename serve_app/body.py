@@ -51,8 +51,8 @@ async def read_json(request: Request, limit: int) -> Any:
     return data
 
 
-async def read_pdf_form(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
-    """The uploaded ``file`` (a PDF) and the other form fields as text."""
+async def read_pdf_form(request: Request, limit: int) -> tuple[bytes, dict[str, str], str | None]:
+    """The uploaded ``file`` (a PDF), the other form fields as text, and the file's name."""
     _declared_length(request, limit + _FORM_SLACK)
     parser = MultiPartParser(
         request.headers, _limited(request, limit + _FORM_SLACK), max_files=1, max_fields=10
@@ -70,10 +70,11 @@ async def read_pdf_form(request: Request, limit: int) -> tuple[bytes, dict[str, 
             )
         data = await upload.read(limit + 1)
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        name = (upload.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:255]
     finally:
         await form.close()
     if len(data) > limit:
         raise PayloadTooLargeError(f"upload exceeds the {limit} byte cap")
     if not data.startswith(b"%PDF-"):
         raise UnsupportedMediaTypeError("the uploaded file is not a PDF (no %PDF- header)")
-    return data, fields
+    return data, fields, name or None

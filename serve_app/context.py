@@ -11,11 +11,13 @@ from redis import Redis as SyncRedis
 from ingest_ray.auth import AsyncApiKeyStore, JwtVerifier, TenantRateLimiter
 from ingest_ray.config import Settings
 from ingest_ray.control import ControlInbox, JobControl
+from ingest_ray.dlq import Replayer
+from ingest_ray.index.base import QueryEmbedder
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger.base import Ledger
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
-from ingest_ray.stages.factories import blob_store
+from ingest_ray.stages.factories import blob_store, section
 from serve_app.settings import ApiSettings
 from serve_app.streams import EventReader
 from serve_app.streams_pg import PgEventReader
@@ -40,8 +42,11 @@ class ApiContext:
     events: EventReader | PgEventReader
     kafka: KafkaClient
     producer: Producer
+    replayer: Replayer
+    pipelines: list[str]
     _sync_redis: SyncRedis
     open_streams: int = field(default=0)
+    _embedder: QueryEmbedder | None = None
 
     @classmethod
     def open(cls, settings: Settings, api: ApiSettings) -> ApiContext:
@@ -80,8 +85,19 @@ class ApiContext:
             events=_event_reader(settings, api, client, ledger),
             kafka=kafka,
             producer=producer,
+            replayer=Replayer(settings, sync, JobControl(ledger, inbox), producer),
+            pipelines=sorted(builtin_catalog(settings).pipelines),
             _sync_redis=sync,
         )
+
+    def embedder(self) -> QueryEmbedder:
+        """The query embedder of ``GET /search``, loaded on first use (the pipeline's model)."""
+        if self._embedder is None:
+            from ingest_ray.index.search import query_embedder  # noqa: PLC0415 - loads a model
+            from ingest_ray.text.settings import TextSettings  # noqa: PLC0415
+
+            self._embedder = query_embedder(section(self.settings, "text", TextSettings))
+        return self._embedder
 
     def redis_in_use(self) -> int:
         """Connections of the shared asyncio pool currently lent out (leak detector)."""

@@ -62,6 +62,21 @@ class UnsupportedMediaTypeError(ApiError):
     code = "unsupported_media_type"
 
 
+class NotFoundError(ApiError):
+    """Nothing the caller may see is there (another tenant's things are not found either)."""
+
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ApiError):
+    """The request cannot be done in the current state (e.g. a dead letter that cannot be
+    replayed as it is)."""
+
+    status = 409
+    code = "conflict"
+
+
 class RequestValidationError(ApiError):
     """The body or query does not match the schema."""
 

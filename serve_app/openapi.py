@@ -11,6 +11,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from serve_app.ops_schemas import (
+    Charts,
+    DeadLetterPage,
+    DeadLetterQuery,
+    Info,
+    ReplayOut,
+    ReplayRequest,
+    SearchPage,
+    SearchQuery,
+)
 from serve_app.schemas import (
     ControlResponse,
     ErrorBody,
@@ -20,6 +30,7 @@ from serve_app.schemas import (
     ListQuery,
     Readiness,
     Stats,
+    StreamGap,
     SubmitBatch,
     SubmitItem,
     SubmitResponse,
@@ -40,13 +51,22 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Health, "serialization"),
     (Readiness, "serialization"),
     (ErrorBody, "serialization"),
+    (StreamGap, "serialization"),
+    (DeadLetterQuery, "validation"),
+    (ReplayRequest, "validation"),
+    (SearchQuery, "validation"),
+    (DeadLetterPage, "serialization"),
+    (ReplayOut, "serialization"),
+    (SearchPage, "serialization"),
+    (Charts, "serialization"),
+    (Info, "serialization"),
 ]
 _ERRORS = {
     400: "Malformed body",
     401: "Missing or invalid credentials",
     403: "The credential lacks the scope",
-    404: "No such job for this tenant",
-    409: "The job is in a state that forbids this",
+    404: "No such job (or dead letter) for this tenant",
+    409: "The job (or dead letter) is in a state that forbids this",
     413: "Body too large",
     415: "Unsupported media type, or an upload that is not a PDF",
     422: "The request does not match the schema",
@@ -86,12 +106,13 @@ _JOB_ID = {
 
 def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
     params = []
+    required = set(schema.get("required", ()))
     for name, prop in schema["properties"].items():
         # ``X | None`` means "may be left out": a query string has no null
         branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"]
         merged = {**prop, **branches[0]}
         clean = {k: v for k, v in merged.items() if k not in ("title", "default", "anyOf")}
-        params.append({"name": name, "in": "query", "required": False, "schema": clean})
+        params.append({"name": name, "in": "query", "required": name in required, "schema": clean})
     return params
 
 
@@ -181,7 +202,9 @@ def _events_operation() -> dict[str, Any]:
         "summary": "The job's events as Server-Sent Events (data: a JobEvent as JSON)",
         "description": "Each event has `id: <seq>` and `event: created|transition|stage`; "
         "`Last-Event-ID` resumes after that seq. Heartbeat comments keep the connection open; "
-        "the stream ends after the event that makes the job terminal.",
+        "the stream ends after the event that makes the job terminal. A resume from a seq "
+        "older than the capped stream still holds first gets `event: gap` (data: a StreamGap, "
+        "the job with its whole history; id: the last seq of that history).",
         "operationId": "jobEvents",
         "parameters": [
             _JOB_ID,
@@ -196,6 +219,39 @@ def _events_operation() -> dict[str, Any]:
             **_errors(404, 422, *_AUTH_ERRORS),
         },
     }
+
+
+def _get(summary: str, operation: str, ref: str, *codes: int, **extra: Any) -> dict[str, Any]:
+    responses = {"200": _ok(summary, ref), **_errors(*codes, *_AUTH_ERRORS)}
+    return {"get": {"summary": summary, "operationId": operation, "responses": responses, **extra}}
+
+
+def _ops_paths(components: dict[str, Any]) -> dict[str, Any]:
+    replay_body = {"required": True, "content": _json("ReplayRequest")}
+    return {
+        "/info": _get("The caller's tenant and scopes, the upload cap, the pipelines",
+                      "getInfo", "Info"),
+        "/stats/charts": _get(
+            "Completions per minute and queue depth by priority (the tenant's); the stage "
+            "pools' sizes and utilisation", "getCharts", "Charts"),
+        "/search": _get(
+            "Hybrid search over the tenant's indexed documents", "search", "SearchPage", 422,
+            parameters=_query_parameters(components["SearchQuery"])),
+        "/deadletters": _get(
+            "The tenant's dead letters in a bounded window of the topic", "listDeadLetters",
+            "DeadLetterPage", 422, parameters=_query_parameters(components["DeadLetterQuery"])),
+        "/deadletters/replay": {
+            "post": {
+                "summary": "Replay one of the tenant's dead letters (at most once)",
+                "operationId": "replayDeadLetter",
+                "requestBody": replay_body,
+                "responses": {
+                    "200": _ok("Replayed now, or already before", "ReplayOut"),
+                    **_errors(400, 404, 409, 413, 422, *_AUTH_ERRORS),
+                },
+            }
+        },
+    }  # fmt: skip
 
 
 def _open_paths() -> dict[str, Any]:
@@ -255,7 +311,7 @@ def build_openapi(*, title: str = "ingest-ray job API", version: str = "1") -> d
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
-        "paths": {**_jobs_paths(components), **_open_paths()},
+        "paths": {**_jobs_paths(components), **_ops_paths(components), **_open_paths()},
         "security": _SECURITY,
         "components": {
             "schemas": components,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from ingest_ray.documents import document_label, document_title
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.ledger.base import Job, JobError, JobEvent
 from ingest_ray.states import JobStatus
@@ -76,6 +77,8 @@ class ListQuery(BaseModel):
     stage: str | None = Field(default=None, min_length=1, max_length=64)
     pipeline: str | None = Field(default=None, min_length=1, max_length=64)
     doc_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    #: part of the doc key or of the document's title or file name (any case)
+    q: str | None = Field(default=None, min_length=1, max_length=200)
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     limit: int = Field(default=20, ge=1, le=100)
@@ -112,7 +115,8 @@ class SubmitResponse(_Out):
 
 
 class JobSummary(_Out):
-    """A job without its history, metadata and outputs (what lists show)."""
+    """A job without its history, metadata and outputs (what lists show). ``document`` names
+    the document for people: its title, else its file name, else its DOI, else ``doc_key``."""
 
     job_id: str
     tenant_id: str
@@ -126,11 +130,13 @@ class JobSummary(_Out):
     updated_at: datetime
     finished_at: datetime | None
     error: JobError | None
+    title: str | None
+    document: str
 
     @classmethod
     def of(cls, job: Job) -> JobSummary:
         """The summary of a ledger job."""
-        return cls.model_validate(job.model_dump(include=set(cls.model_fields)))
+        return cls.model_validate(_fields(job, cls))
 
 
 class JobDetail(JobSummary):
@@ -144,7 +150,22 @@ class JobDetail(JobSummary):
     @classmethod
     def of(cls, job: Job) -> JobDetail:
         """The detail view of a ledger job."""
-        return cls.model_validate(job.model_dump(include=set(cls.model_fields)))
+        return cls.model_validate(_fields(job, cls))
+
+
+def _fields(job: Job, model: type[BaseModel]) -> dict[str, Any]:
+    data = job.model_dump(include=set(model.model_fields))
+    return {**data, "title": document_title(job), "document": document_label(job)}
+
+
+class StreamGap(_Out):
+    """The ``gap`` event of a job's event stream: events after ``missed_after`` were trimmed
+    from the capped stream, so here is the job with its whole history; live events continue
+    after ``resume_after`` (the event's id)."""
+
+    missed_after: int
+    resume_after: int
+    job: JobDetail
 
 
 class JobPage(_Out):

@@ -17,6 +17,9 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     replicas: int = Field(default=1, ge=1)
+    #: CPUs each Serve replica reserves: the API waits on Redis and Kafka, so a fraction is
+    #: plenty, and the stage pools cannot starve the API of the one CPU Serve asks for by default
+    replica_num_cpus: float = Field(default=0.25, ge=0)
     #: largest JSON body accepted (413 above)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     #: largest uploaded PDF in MiB (413 above)

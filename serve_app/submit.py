@@ -62,10 +62,17 @@ class Submitter:
         return [Submitted(r, o) for r, o in zip(requests, outcomes, strict=True)]
 
     def pdf_request(
-        self, tenant_id: str, data: bytes, *, priority: int, pipeline: str | None
+        self,
+        tenant_id: str,
+        data: bytes,
+        *,
+        priority: int,
+        pipeline: str | None,
+        file_name: str | None = None,
     ) -> IngestRequest:
         """Store an uploaded PDF by content and make the request that points at it (by digest,
-        so a stage on any node finds it in the shared store)."""
+        so a stage on any node finds it in the shared store; the file's name goes with it, to
+        name the document until its title is known)."""
         digest = self._blobs.put(data)
         return IngestRequest(
             tenant_id=tenant_id,
@@ -73,4 +80,5 @@ class Submitter:
             source=DocumentSource(kind=SourceKind.PDF_BLOB, value=digest),
             pipeline=pipeline,
             priority=priority,
+            metadata={"file_name": file_name} if file_name else {},
         )

@@ -26,7 +26,7 @@ from ingest_ray.commands.api_client import (
     JobApi,
     follow_job,
 )
-from ingest_ray.commands.common import console, err_console
+from ingest_ray.commands.common import console, err_console, require_port
 from ingest_ray.config import get_settings
 from ingest_ray.ledger.base import JobEvent
 from ingest_ray.local_run import guess_source
@@ -220,21 +220,21 @@ def jobs(
     limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
     cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show doc keys.")] = False,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
     """List the tenant's jobs through the API, newest first."""
     with _Session(url, key) as api:
-        items, next_cursor = api.list_jobs(
+        items, next_cursor = api.list_summaries(
             status=status.value if status else None, stage=stage, pipeline=pipeline,
             doc_key=doc_key, created_after=created_after, created_before=created_before,
             limit=limit, cursor=cursor,
         )  # fmt: skip
     if as_json:
-        page = {"items": [j.model_dump(mode="json") for j in items], "next_cursor": next_cursor}
-        console.print_json(json.dumps(page))
+        console.print_json(json.dumps({"items": items, "next_cursor": next_cursor}))
         return
-    console.print(jobs_table(items))
+    console.print(jobs_table(items, verbose=verbose))
     if next_cursor:
         console.print(f"next page: --cursor {next_cursor}")
 
@@ -242,6 +242,7 @@ def jobs(
 def job(
     job_id: str,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show the doc key.")] = False,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
@@ -251,7 +252,7 @@ def job(
     if as_json:
         console.print_json(found.model_dump_json())
         return
-    console.print(jobs_table([found]))
+    console.print(jobs_table([found], verbose=verbose))
     table = Table("seq", "at", "kind", "status", "stage", "try", "note")
     for e in found.history:
         note = e.error.message if e.error else json.dumps(e.data) if e.data else ""
@@ -314,7 +315,12 @@ def serve(
     from serve_app.settings import ApiSettings  # noqa: PLC0415
 
     api = ApiSettings()
-    run(get_settings(), host or api.host, port or api.port, replicas or api.replicas, api=api)
+    require_port(host or api.host, port or api.port, "the job API", "give --port")
+    try:
+        run(get_settings(), host or api.host, port or api.port, replicas or api.replicas, api=api,
+            on_ready=lambda line: console.print(line, highlight=False, soft_wrap=True))  # fmt: skip
+    except KeyboardInterrupt:  # stopped while starting; everything started is gone already
+        raise typer.Exit(130) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ when it drops, so a follower sees every event of a job exactly once, in order.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -148,9 +149,14 @@ class JobApi:
 
     def list_jobs(self, **filters: object) -> tuple[list[Job], str | None]:
         """``GET /jobs``: one page of the tenant's jobs and the next cursor."""
+        items, cursor = self.list_summaries(**filters)
+        return [Job.model_validate(i) for i in items], cursor
+
+    def list_summaries(self, **filters: object) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /jobs`` as the API answers it (with each job's ``document`` name)."""
         params = {k: str(v) for k, v in filters.items() if v is not None}
         reply = self._call("GET", "/jobs", params=params)
-        return [Job.model_validate(i) for i in reply["items"]], reply.get("next_cursor")
+        return list(reply["items"]), reply.get("next_cursor")
 
     def get_job(self, job_id: str) -> Job:
         """``GET /jobs/{id}``: the job with its history."""
@@ -166,7 +172,9 @@ class JobApi:
         return dict(self._call("GET", "/stats"))
 
     def events(self, job_id: str, *, after: int = 0) -> Iterator[JobEvent]:
-        """``GET /jobs/{id}/events`` as job events, resuming after seq ``after``."""
+        """``GET /jobs/{id}/events`` as job events, resuming after seq ``after``. A ``gap``
+        (events trimmed from the capped stream) yields the job's whole history, so callers
+        drop the seqs they already saw (:func:`follow_job` does)."""
         headers = {"Accept": "text/event-stream"}
         if after:
             headers["Last-Event-ID"] = str(after)
@@ -180,7 +188,12 @@ class JobApi:
                 decoder = SseDecoder()
                 for line in response.iter_lines():
                     message = decoder.feed(line)
-                    if message is not None and message.event != "message":
+                    if message is None or message.event == "message":
+                        continue
+                    if message.event == "gap":  # trimmed events: the job's whole history
+                        history = json.loads(message.data)["job"]["history"]
+                        yield from (JobEvent.model_validate(e) for e in history)
+                    else:
                         yield JobEvent.model_validate_json(message.data)
         except httpx.TransportError as exc:
             raise ApiUnavailableError(f"GET {path}: {exc!r}") from exc

@@ -1,10 +1,16 @@
-"""``ingest-ray ingest``, ``ingest-ray search`` and ``ingest-ray demo`` (the main job)."""
+"""``ingest-ray ingest``, ``ingest-ray search`` and ``ingest-ray demo`` (the main job).
+
+Documents are shown by title, else file name, else DOI (``-v`` adds the ``doc_key``; ``--json``
+prints every field). SIGINT or SIGTERM stops ``ingest`` and ``demo`` cleanly: the workers drain,
+Ray is shut down and every Ray process they started is ended.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -17,8 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ingest_ray.commands.common import console, settings
+from ingest_ray import local_ray
+from ingest_ray.commands.common import console, err_console, settings
 from ingest_ray.config import Settings
+from ingest_ray.documents import document_label
+from ingest_ray.events import DocumentSource
 from ingest_ray.index.search import run_entity_search, run_search
 from ingest_ray.index.settings import IndexSettings
 from ingest_ray.local_run import (
@@ -26,13 +35,19 @@ from ingest_ray.local_run import (
     Tracked,
     expand_inputs,
     replay_settings,
+    request_label,
     run_local,
     summary_rows,
 )
 from ingest_ray.pipelines.builtin import builtin_catalog
+from ingest_ray.render import fit, hits_text
 from ingest_ray.samples import write_samples
+from ingest_ray.signals import StopSignals
 from ingest_ray.stages.factories import section
 from ingest_ray.text.settings import TextSettings
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print every field as JSON.")]
+VerboseOption = Annotated[bool, typer.Option("-v", "--verbose", help="Show doc keys too.")]
 
 
 def ingest(
@@ -48,50 +63,79 @@ def ingest(
         str | None, typer.Option(help="auto | two_phase (chosen per input when omitted).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all jobs.")] = 900.0,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Ingest documents end to end on this machine, with a progress bar per job."""
     sources = expand_inputs(inputs)
     if not sources:
         raise typer.BadParameter("no PDFs or identifiers found in the inputs")
-    report = _run(
-        settings(),
-        sources,
-        replay,
-        tenant=tenant,
-        priority=priority,
-        pipeline=pipeline,
-        timeout=timeout,
-    )
+    stop = StopSignals().install()
+    report = _run(settings(), sources, replay, stop, tenant=tenant, priority=priority,
+                  pipeline=pipeline, timeout=timeout)  # fmt: skip
+    _print_report(report, as_json=as_json, verbose=verbose)
+    if stop.received is not None:
+        err_console.print(f"[yellow]stopped by {stop.received.name}[/]; unfinished jobs wait")
+        raise typer.Exit(stop.exit_code())
     if report.failed:
         raise typer.Exit(1)
 
 
-def _run(cfg: Settings, sources: list, replay: Path | None, **kw: object) -> RunReport:  # type: ignore[type-arg]
-    with replay_settings(cfg, replay) as effective:
-        catalog = builtin_catalog(effective)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-            bars: dict[int, TaskID] = {}
+def _run(
+    cfg: Settings,
+    sources: Sequence[DocumentSource],
+    replay: Path | None,
+    stop: StopSignals,
+    **kw: Any,
+) -> RunReport:
+    try:
+        with replay_settings(cfg, replay) as effective:
+            catalog = builtin_catalog(effective)
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+                bars: dict[int, TaskID] = {}
 
-            def show(tracked: list[Tracked]) -> None:
-                for i, t in enumerate(tracked):
-                    stages = len(catalog.pipeline(t.job.pipeline).stages) if t.job else 1
-                    done = len(t.job.outputs) if t.job else 0
-                    label = t.request.source.value.rsplit("/", 1)[-1][:40]
-                    state = (t.job.status.value if t.job and t.job.status.is_terminal
-                             else (t.job.stage or "queued") if t.job else "submitted")  # fmt: skip
-                    if i not in bars:
-                        bars[i] = progress.add_task(label, total=stages)
-                    progress.update(bars[i], total=stages, completed=min(done, stages),
-                                    description=f"{label:<40} {state}")  # fmt: skip
+                def show(tracked: list[Tracked]) -> None:
+                    for i, t in enumerate(tracked):
+                        stages = len(catalog.pipeline(t.job.pipeline).stages) if t.job else 1
+                        done = len(t.job.outputs) if t.job else 0
+                        name = document_label(t.job) if t.job else request_label(t.request)
+                        label = fit(name, 40)
+                        state = _state(t)
+                        if i not in bars:
+                            bars[i] = progress.add_task(label, total=stages)
+                        progress.update(bars[i], total=stages, completed=min(done, stages),
+                                        description=f"{label:<40} {state}")  # fmt: skip
 
-            report = run_local(effective, sources, catalog=catalog, on_progress=show, **kw)  # type: ignore[arg-type]
+                return run_local(effective, sources, catalog=catalog, on_progress=show,
+                                 should_stop=stop.is_set, on_started=stop.started,
+                                 **kw)  # fmt: skip
+    except KeyboardInterrupt:  # stopped while starting, or a second signal cut the drain short
+        raise typer.Exit(stop.exit_code()) from None
+    finally:
+        local_ray.stop()
+
+
+def _state(t: Tracked) -> str:
+    if t.job is None:
+        return "submitted"
+    return t.job.status.value if t.job.status.is_terminal else t.job.stage or "queued"
+
+
+def _print_report(report: RunReport, *, as_json: bool, verbose: bool) -> None:
+    rows = summary_rows(report)
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
     table = Table("document", "status", "pages", "chunks", "pdf from", "note")
-    for row in summary_rows(report):
+    table.columns[0].overflow, table.columns[0].max_width = "fold", 48
+    if verbose:
+        table.add_column("doc_key", overflow="fold")
+    for row in rows:
         style = "green" if row["status"] == "completed" else "red"
-        table.add_row(*(str(v) for v in row.values()), style=style)
+        cells = [str(row[c]) for c in ("document", "status", "pages", "chunks", "pdf from", "note")]
+        table.add_row(*cells, *([row["doc_key"]] if verbose else []), style=style)
     console.print(table)
-    return report
 
 
 def search(
@@ -101,70 +145,73 @@ def search(
     entity: Annotated[
         str | None, typer.Option(help="ORCID, ROR, DOI or OpenAlex id instead of text.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Hybrid search (vector + full text) over indexed documents, or documents by entity."""
     cfg = settings()
     index = section(cfg, "index", IndexSettings)
     if entity:
-        hits = [h.model_dump(mode="json") for h in run_entity_search(index, entity, tenant)]
-        _print_hits(hits, as_json, ("doc_key", "title", "entity_type", "entity_id"))
+        found = [h.model_dump(mode="json") for h in run_entity_search(index, entity, tenant)]
+        _print_entities(found, as_json=as_json, verbose=verbose)
         return
     if not query:
         raise typer.BadParameter("give a QUERY or --entity")
-    found = run_search(index, query, k, tenant, text_settings=section(cfg, "text", TextSettings))
-    _print_hits([h.model_dump(mode="json") for h in found], as_json,
-                ("doc_key", "title", "page_start", "section_path", "snippet", "score"))  # fmt: skip
+    hits = run_search(index, query, k, tenant, text_settings=section(cfg, "text", TextSettings))
+    _print_hits([h.model_dump(mode="json") for h in hits], as_json=as_json, verbose=verbose)
 
 
-def _print_hits(hits: list[dict], as_json: bool, columns: tuple[str, ...]) -> None:  # type: ignore[type-arg]
+def _print_hits(hits: list[dict[str, Any]], *, as_json: bool, verbose: bool) -> None:
     if as_json:
         console.print_json(json.dumps(hits))
         return
-    table = Table(*columns)
-    for hit in hits:
-        table.add_row(*(_cell(hit.get(c)) for c in columns))
-    console.print(table)
+    console.print(hits_text(hits, console.width, verbose=verbose), end="", soft_wrap=True)
     console.print(f"{len(hits)} hit(s)")
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, list):
-        return " > ".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "" if value is None else str(value)
+def _print_entities(hits: list[dict[str, Any]], *, as_json: bool, verbose: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(hits))
+        return
+    table = Table("document", "entity", "type")
+    first = table.columns[0]
+    first.overflow, first.no_wrap, first.ratio = "ellipsis", True, 1
+    if verbose:
+        table.add_column("doc_key", overflow="fold")
+    for hit in hits:
+        cells = [_label(hit), str(hit.get("entity_id") or ""), str(hit.get("entity_type") or "")]
+        table.add_row(*cells, *([str(hit.get("doc_key"))] if verbose else []))
+    console.print(table)
+    console.print(f"{len(hits)} document(s)")
 
 
-def demo() -> None:
+def _label(hit: Mapping[str, Any]) -> str:
+    doc_key = str(hit.get("doc_key") or "")
+    return str(hit.get("title") or hit.get("doi") or doc_key.rsplit("/", 1)[-1])
+
+
+def demo(verbose: VerboseOption = False) -> None:
     """The main job: write sample PDFs, ingest them end to end, then search them."""
     cfg = settings()
     folder = cfg.state_dir / "samples"
     paths = write_samples(folder)
     console.print(f"wrote {len(paths)} sample PDFs to {folder}")
-    report = _run(
-        cfg,
-        expand_inputs([str(folder)]),
-        None,
-        tenant="demo",
-        priority=5,
-        pipeline=None,
-        timeout=900.0,
-    )
+    stop = StopSignals().install()
+    report = _run(cfg, expand_inputs([str(folder)]), None, stop, tenant="demo", priority=5,
+                  pipeline=None, timeout=900.0)  # fmt: skip
+    _print_report(report, as_json=False, verbose=verbose)
+    if stop.received is not None:
+        raise typer.Exit(stop.exit_code())
     question = "how does hybrid search fuse vector and full-text rankings"
     console.print(f"\nsearch: [bold]{question}[/]")
     index = section(cfg, "index", IndexSettings)
     found = run_search(index, question, 3, "demo", text_settings=section(cfg, "text", TextSettings))
-    _print_hits(
-        [h.model_dump(mode="json") for h in found],
-        False,
-        ("doc_key", "title", "page_start", "section_path", "snippet"),
-    )
+    _print_hits([h.model_dump(mode="json") for h in found], as_json=False, verbose=verbose)
     console.print("\nsearch --entity 10.5555/ingest-ray.sample")
     cited = [
         h.model_dump(mode="json")
         for h in run_entity_search(index, "10.5555/ingest-ray.sample", "demo")
     ]
-    _print_hits(cited, False, ("doc_key", "title", "entity_type", "entity_id"))
+    _print_entities(cited, as_json=False, verbose=verbose)
     if report.failed or not found:
         raise typer.Exit(1)

@@ -12,12 +12,14 @@ import ray
 import typer
 from rich.table import Table
 
+from ingest_ray import local_ray
 from ingest_ray.commands.common import console, settings
 from ingest_ray.errors import ServiceUnavailableError
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import stop_control_plane
+from ingest_ray.signals import StopSignals
 from ingest_ray.stack.process import ManagedProcess
 from ingest_ray.workers.base import WORKER_MARKER, Worker, read_health, read_local_health
 from ingest_ray.workers.ingest import IngestWorker
@@ -40,18 +42,33 @@ def worker_start(
     consumers: Annotated[int, typer.Option(min=1, help="Kafka ingress actors (ingest).")] = 1,
     grace: Annotated[float | None, typer.Option(help="Drain grace period, seconds.")] = None,
 ) -> None:
-    """Run a worker in the foreground until SIGTERM/SIGINT or `ingest-ray worker stop`."""
+    """Run a worker in the foreground until SIGTERM/SIGINT or `ingest-ray worker stop`.
+
+    The signal drains the worker, then Ray is shut down and every Ray process this command
+    started is ended, so nothing is left running."""
+    stop = StopSignals().install()
     cfg = settings()
     catalog = builtin_catalog(cfg)
     worker: Worker
-    if kind is Kind.INGEST:
-        worker = IngestWorker(cfg, catalog, consumers=consumers, name=name)
-    else:
-        worker = MappingWorker(cfg, catalog, name=name)
-    console.print(f"[green]{worker.name}[/] starting ({kind.value}); stop with SIGTERM or "
-                  f"`ingest-ray worker stop {worker.name}`")  # fmt: skip
-    report = worker.run(grace_s=grace)
-    console.print(f"[green]{worker.name}[/] stopped: {report}")
+    try:
+        if kind is Kind.INGEST:
+            worker = IngestWorker(cfg, catalog, consumers=consumers, name=name)
+        else:
+            worker = MappingWorker(cfg, catalog, name=name)
+        console.print(f"[green]{worker.name}[/] starting ({kind.value}); stop with SIGTERM or "
+                      f"`ingest-ray worker stop {worker.name}`")  # fmt: skip
+        worker.start()
+        stop.started()
+        console.print(f"[green]{worker.name}[/] running")
+        stop.wait()
+        received = stop.received.name if stop.received else "stop"
+        console.print(f"[green]{worker.name}[/] draining ({received})")
+        report = worker.stop(grace_s=grace)
+        console.print(f"[green]{worker.name}[/] stopped: {report}")
+    except KeyboardInterrupt:  # stopped while starting, or a second signal cut the drain short
+        raise typer.Exit(stop.exit_code()) from None
+    finally:
+        local_ray.stop()
 
 
 @worker_app.command("stop")

@@ -20,6 +20,7 @@ from typing import Any
 import ray
 import redis
 
+from ingest_ray import local_ray
 from ingest_ray.config import Settings
 from ingest_ray.keys import RedisKeys
 from ingest_ray.metrics import Snapshot
@@ -35,18 +36,9 @@ log = logging.getLogger(__name__)
 
 
 def connect_ray(settings: Settings, options: RuntimeOptions) -> None:
-    """Join the cluster at ``settings.ray_address``, or start a local Ray once per process."""
-    if ray.is_initialized():
-        return
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace=options.namespace, log_to_driver=False)
-    else:
-        ray.init(
-            namespace=options.namespace,
-            num_cpus=settings.ray_local_num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+    """Join the cluster at ``settings.ray_address``, or start a local Ray (with its dashboard
+    on loopback) once per process; :func:`ingest_ray.local_ray.stop` ends it."""
+    local_ray.start(settings, namespace=options.namespace)
 
 
 @dataclass

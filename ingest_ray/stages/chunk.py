@@ -4,8 +4,9 @@ Text comes from, in order: the mineru stage's content list (``outputs["mineru"]
 ["content_sha256"]``), the request's TEXT source, or the work's title and abstract (from the
 metadata stage, else the request's metadata). The chunk list goes to the blob store (format in
 :mod:`ingest_ray.text.artifacts`); the output is
-``{"chunks_sha256", "chunk_count", "text_source": "mineru"|"text"|"abstract"}``. A document with no
-text at all gives an empty chunk list, not an error: its metadata may still be indexed.
+``{"chunks_sha256", "chunk_count", "text_source": "mineru"|"text"|"abstract"}``, plus ``"title"``
+(the content list's first heading) when the metadata found no title. A document with no text at
+all gives an empty chunk list, not an error: its metadata may still be indexed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ingest_ray.documents import clean_title, first_heading
 from ingest_ray.events import SourceKind
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
 from ingest_ray.storage.blobs import BlobStore
@@ -44,21 +46,31 @@ class ChunkStage(BaseStage):
         return await asyncio.to_thread(self._run, item)
 
     def _run(self, item: StageInput) -> StageOutput:
-        chunks, text_source = self.chunks_for(item)
+        chunks, text_source, heading = self._chunks(item)
         digest = store_chunks(self._blobs, chunks)
-        return StageOutput(
-            data={"chunks_sha256": digest, "chunk_count": len(chunks), "text_source": text_source}
-        )
+        data: dict[str, Any] = {
+            "chunks_sha256": digest, "chunk_count": len(chunks), "text_source": text_source,
+        }  # fmt: skip
+        work = item.outputs.get("metadata", {}).get("work") or {}
+        if heading and not clean_title(work.get("title")):
+            data["title"] = heading
+        return StageOutput(data=data)
 
     def chunks_for(self, item: StageInput) -> tuple[list[Chunk], str]:
         """The chunks of ``item`` and which text they came from."""
+        chunks, text_source, _ = self._chunks(item)
+        return chunks, text_source
+
+    def _chunks(self, item: StageInput) -> tuple[list[Chunk], str, str | None]:
         content_sha = item.outputs.get("mineru", {}).get("content_sha256")
         if isinstance(content_sha, str) and content_sha:
             content = get_json(self._blobs, content_sha, "content list")
-            return self._chunker.chunk_content_list(content), "mineru"
+            chunks = self._chunker.chunk_content_list(content)  # raises unless it is a list
+            heading = first_heading(c for c in content if isinstance(c, dict))
+            return chunks, "mineru", heading
         if item.source.kind is SourceKind.TEXT:
-            return self._chunker.chunk_text(item.source.value), "text"
+            return self._chunker.chunk_text(item.source.value), "text", None
         work = item.outputs.get("metadata", {}).get("work") or {}
         title = _text(work, "title") or _text(item.metadata, "title")
         abstract = _text(work, "abstract") or _text(item.metadata, "abstract")
-        return self._chunker.chunk_abstract(title, abstract), "abstract"
+        return self._chunker.chunk_abstract(title, abstract), "abstract", None

@@ -50,9 +50,11 @@ def work_of(item: StageInput) -> Mapping[str, Any]:
 
 
 def title_and_doi(item: StageInput) -> tuple[str | None, str | None]:
-    """The document's title (metadata, else the request's ``title``) and normalised DOI."""
+    """The document's title (metadata, else the first heading the chunk stage found, else the
+    request's ``title``) and normalised DOI."""
     work = work_of(item)
-    title = work.get("title") or item.metadata.get("title")
+    heading = item.outputs.get("chunk", {}).get("title")
+    title = work.get("title") or heading or item.metadata.get("title")
     doi = work.get("doi")
     return (str(title) if title else None, normalize_doi(str(doi)) if doi else None)
 

@@ -1,7 +1,8 @@
 """The ``metadata`` stage: a work's bibliographic record and its open-access PDF candidates.
 
 DOI and OpenAlex sources are looked up in OpenAlex; PDF, URL and text sources make no API call
-and take what the request's metadata says (a ``title`` the user gave, else ``None``). Output::
+and take what the request's metadata says (a ``title`` the user gave); a local PDF without one
+is titled from its own info dictionary, when that holds a usable title. Output::
 
     {"work": {"openalex_id", "doi", "title", "abstract", "publication_year", "authors",
               "topics", "is_oa", "oa_status", "license", "referenced_works"},
@@ -10,6 +11,7 @@ and take what the request's metadata says (a ``title`` the user gave, else ``Non
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -18,6 +20,7 @@ from ingest_ray.adapters.errors import InvalidIdentifierError
 from ingest_ray.adapters.openalex import OpenAlexClient, OpenAlexWork
 from ingest_ray.adapters.ratelimit import RateLimiter, rate_limiter_from_settings
 from ingest_ray.adapters.settings import AdapterSettings
+from ingest_ray.documents import pdf_info_title
 from ingest_ray.errors import IngestError
 from ingest_ray.events import SourceKind
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
@@ -74,7 +77,10 @@ class MetadataStage(BaseStage):
     async def run(self, item: StageInput) -> StageOutput:
         """The work record and PDF candidates for ``item``."""
         if item.source.kind not in (SourceKind.DOI, SourceKind.OPENALEX):
-            return StageOutput(data={"work": user_work(item.metadata), "pdf_candidates": []})
+            given = user_work(item.metadata)
+            if given["title"] is None and item.source.kind is SourceKind.PDF_PATH:
+                given["title"] = await asyncio.to_thread(pdf_info_title, item.source.value)
+            return StageOutput(data={"work": given, "pdf_candidates": []})
         try:
             work = await self._lookup(item)
         except IngestError as exc:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest_ray.auth import Principal, Scope
+from ingest_ray.documents import find_jobs
 from ingest_ray.events import IngestRequest
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.states import JobStatus
@@ -37,7 +38,8 @@ THROUGHPUT_WINDOW = timedelta(minutes=5)
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], data: Any, where: str) -> M:
+def validate(model: type[M], data: Any, where: str) -> M:
+    """``data`` as ``model``, or a 422 naming what is wrong and where."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -47,9 +49,9 @@ def _validate(model: type[M], data: Any, where: str) -> M:
 async def _requests_from_json(request: Request, principal: Principal) -> list[IngestRequest]:
     data = await read_json(request, context(request).api.max_body_bytes)
     if isinstance(data, dict) and "items" in data:
-        items = _validate(SubmitBatch, data, "body").items
+        items = validate(SubmitBatch, data, "body").items
     else:
-        items = [_validate(SubmitItem, data, "body")]
+        items = [validate(SubmitItem, data, "body")]
     try:
         return [item.to_request(principal.tenant_id) for item in items]
     except ValidationError as exc:  # e.g. a doc_key derived from the source is too long
@@ -58,14 +60,15 @@ async def _requests_from_json(request: Request, principal: Principal) -> list[In
 
 async def _request_from_upload(request: Request, principal: Principal) -> IngestRequest:
     ctx = context(request)
-    data, fields = await read_pdf_form(request, ctx.api.max_upload_bytes)
-    form = _validate(UploadForm, fields, "body")
+    data, fields, name = await read_pdf_form(request, ctx.api.max_upload_bytes)
+    form = validate(UploadForm, fields, "body")
     return await run_in_threadpool(
         ctx.submitter.pdf_request,
         principal.tenant_id,
         data,
         priority=form.priority,
         pipeline=form.pipeline,
+        file_name=name,
     )
 
 
@@ -97,7 +100,7 @@ async def create_jobs(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     """``GET /jobs``: the tenant's jobs, newest first, filtered and paged."""
     principal = await authorize(request, Scope.JOBS_READ)
-    query = _validate(ListQuery, dict(request.query_params), "query")
+    query = validate(ListQuery, dict(request.query_params), "query")
     flt = JobFilter(
         tenant_id=principal.tenant_id,
         status=query.status,
@@ -108,7 +111,14 @@ async def list_jobs(request: Request) -> Response:
         created_before=query.created_before,
     )
     ledger = context(request).ledger
-    page = await run_in_threadpool(ledger.list_jobs, flt, cursor=query.cursor, limit=query.limit)
+    if query.q:
+        page = await run_in_threadpool(
+            find_jobs, ledger, flt, query.q, cursor=query.cursor, limit=query.limit
+        )
+    else:
+        page = await run_in_threadpool(
+            ledger.list_jobs, flt, cursor=query.cursor, limit=query.limit
+        )
     items = [JobSummary.of(job) for job in page.items]
     return model_response(JobPage(items=items, next_cursor=page.next_cursor))
 

@@ -28,29 +28,44 @@ export function apiUrl(path, params = {}) {
   return url;
 }
 
-async function call(method, path, params) {
+async function call(method, path, { params, json, form } = {}) {
+  const headers = { Accept: "application/json", ...authHeaders() };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form; // the browser sets the multipart boundary
+  }
   let response;
   try {
-    response = await fetch(apiUrl(path, params), {
-      method, headers: { Accept: "application/json", ...authHeaders() }, cache: "no-store",
-    });
+    response = await fetch(apiUrl(path, params), { method, headers, body, cache: "no-store" });
   } catch (error) {
     throw new ApiError(0, "unreachable", `the API did not answer (${error.message})`);
   }
-  const body = await response.json().catch(() => ({}));
+  const reply = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const err = body.error || {};
+    const err = reply.error || {};
     throw new ApiError(response.status, err.code || "http_error",
       err.message || `${response.status} ${response.statusText}`);
   }
-  return body;
+  return reply;
 }
 
+const job = (id) => `/jobs/${encodeURIComponent(id)}`;
+
 export const api = {
-  jobs: (params) => call("GET", "/jobs", params),
-  job: (id) => call("GET", `/jobs/${encodeURIComponent(id)}`),
+  info: () => call("GET", "/info"),
+  jobs: (params) => call("GET", "/jobs", { params }),
+  job: (id) => call("GET", job(id)),
   stats: () => call("GET", "/stats"),
-  cancel: (id) => call("POST", `/jobs/${encodeURIComponent(id)}/cancel`),
-  retry: (id) => call("POST", `/jobs/${encodeURIComponent(id)}/retry`),
-  eventsUrl: (id) => apiUrl(`/jobs/${encodeURIComponent(id)}/events`),
+  charts: () => call("GET", "/stats/charts"),
+  submit: (item) => call("POST", "/jobs", { json: item }),
+  upload: (form) => call("POST", "/jobs", { form }),
+  cancel: (id) => call("POST", `${job(id)}/cancel`),
+  retry: (id) => call("POST", `${job(id)}/retry`),
+  deadLetters: (params) => call("GET", "/deadletters", { params }),
+  replay: (partition, offset) => call("POST", "/deadletters/replay", { json: { partition, offset } }),
+  search: (q, k = 10) => call("GET", "/search", { params: { q, k } }),
+  eventsUrl: (id) => apiUrl(`${job(id)}/events`),
 };

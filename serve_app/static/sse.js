@@ -80,20 +80,31 @@ const pause = (ms, signal) =>
 /**
  * Follow one job's events after seq `after` until `isFinal(event)` or `signal` aborts. Each
  * parsed JSON event goes to `onEvent` once (seq-deduplicated); `onState` hears "live",
- * "reconnecting" and "closed".
+ * "reconnecting" and "closed". A `gap` (events trimmed from the capped stream) hands the job
+ * with its whole history to `onGap`, then its missed events go to `onEvent` like the others.
  */
-export async function followEvents(url, { headers, signal, onEvent, onState, isFinal, after = 0 }) {
+export async function followEvents(url, { headers, signal, onEvent, onState, isFinal, after = 0,
+  onGap = () => {} }) {
   let last = after;
   let failures = 0;
   let finished = false;
-  const onMessage = (message) => {
-    if (message.event === "message") return;
-    const event = JSON.parse(message.data);
+  const deliver = (event) => {
     if (event.seq <= last) return;
     last = event.seq;
     failures = 0;
     onEvent(event);
     if (isFinal(event)) finished = true;
+  };
+  const onMessage = (message) => {
+    if (message.event === "message") return;
+    const data = JSON.parse(message.data);
+    if (message.event === "gap") {
+      onGap(data);
+      data.job.history.forEach(deliver);
+      if (["completed", "failed", "cancelled"].includes(data.job.status)) finished = true;
+      return;
+    }
+    deliver(data);
   };
   while (!finished && !signal.aborted) {
     try {

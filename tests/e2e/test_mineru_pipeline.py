@@ -61,7 +61,7 @@ def mineru_run(
                 topic_requests=f"test.{tag}.requests", topic_results=f"test.{tag}.results",
                 topic_mapping=f"test.{tag}.mapping", topic_deadletter=f"test.{tag}.dlq",
                 topic_partitions=2, metrics_port=-1,
-                sections={"fetch": {"blob_dir": str(tmp / "blobs")},
+                sections={"storage": {"blob_url": str(tmp / "blobs")},
                           "index": {"lancedb_dir": str(tmp / "index")}, "parse": parse},
             )  # fmt: skip
             calls = len(fake_model.CALLS)

@@ -73,7 +73,7 @@ def test_pg_ledger_runs_both_pipelines(
         topic_requests=f"test.{tag}.requests", topic_results=f"test.{tag}.results",
         topic_mapping=f"test.{tag}.mapping", topic_deadletter=f"test.{tag}.dlq",
         topic_partitions=1, metrics_port=-1,
-        sections={"fetch": {"blob_dir": str(tmp_path / "blobs")},
+        sections={"storage": {"blob_url": str(tmp_path / "blobs")},
                   "index": {"lancedb_dir": str(tmp_path / "index")}},
     )  # fmt: skip
     assert settings.ledger_backend == "postgres"

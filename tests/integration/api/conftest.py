@@ -43,7 +43,8 @@ def make_settings(services: Services, tmp: Path) -> Settings:
         redis_prefix=f"test:api:{tag}:", topic_partitions=1, runtime_name=f"api-{tag}",
         topic_requests=f"test.{tag}.requests", topic_results=f"test.{tag}.results",
         topic_mapping=f"test.{tag}.mapping", topic_deadletter=f"test.{tag}.dlq",
-        sections={"storage": {"blob_url": str(tmp / "blobs")}},
+        sections={"storage": {"blob_url": str(tmp / "blobs")},
+                  "index": {"lancedb_dir": str(tmp / "lancedb")}},
     )  # fmt: skip
 
 

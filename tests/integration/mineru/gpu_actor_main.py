@@ -58,7 +58,7 @@ def main(blob_dir: str, digests: list[str]) -> None:
     settings = Settings(
         mineru_num_gpus=1,
         sections={"parse": {"mode": "inprocess", "mineru_tier": "basic"},
-                  "fetch": {"blob_dir": blob_dir}},
+                  "storage": {"blob_url": str(blob_dir)}},
     )  # fmt: skip
     spec = {pool.name: pool for pool in builtin_pools(settings)}["mineru"]
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)

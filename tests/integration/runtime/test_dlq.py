@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,17 +32,17 @@ def test_dlq_list_and_replay_requeue_the_same_job(env: Env) -> None:
         env.send(request("phoenix", fail_while={"embed": flag}))
         env.wait_for(lambda: env.ledger.counts()[JobStatus.FAILED] == 1)
         (job,) = env.jobs()
-        listed = _cli(env, "dlq", "list")
+        listed = _cli(env, "dlq", "list", "--json")
         assert listed.returncode == 0, listed.stderr
-        assert job.job_id in listed.stdout
-        assert "1 dead letter(s)" in listed.stdout
+        (letter,) = json.loads(listed.stdout)
+        assert (letter["kind"], letter["subject"]["job_id"]) == ("job", job.job_id)
         env.redis.delete(flag)
         replay = _cli(env, "dlq", "replay", "--all")
         assert replay.returncode == 0, replay.stderr
-        assert f"{job.job_id}: queued again at stage embed" in replay.stdout
+        assert f"job {job.job_id} queued again at stage embed" in replay.stdout
         env.wait_for(lambda: env.ledger.counts()[JobStatus.COMPLETED] == 1)
         again = _cli(env, "dlq", "replay", "--job", job.job_id)
-        assert "completed, not replayed" in again.stdout
+        assert "already_replayed" in again.stdout
     finally:
         runtime.shutdown()
     assert [j.job_id for j in env.jobs()] == [job.job_id]

@@ -60,5 +60,5 @@ def test_list_query_needs_aware_datetimes_and_clamps_before_epoch() -> None:
 def test_job_summary_has_exactly_the_contract_fields() -> None:
     assert set(JobSummary.model_fields) == {
         "job_id", "tenant_id", "doc_key", "pipeline", "status", "stage", "priority",
-        "attempts", "created_at", "updated_at", "finished_at", "error",
+        "attempts", "created_at", "updated_at", "finished_at", "error", "title", "document",
     }  # fmt: skip

@@ -285,3 +285,13 @@ def test_embed_stage_loads_the_model_once_per_process(
     for stage in stages * 2:
         asyncio.run(stage.run(embed_input))
     assert len(loads) == 1
+
+
+def test_chunk_stage_titles_the_document_by_its_first_heading(
+    chunk_stage: ChunkStage, blobs: FileBlobStore
+) -> None:
+    out = asyncio.run(chunk_stage.run(_pdf_job(blobs)))
+    assert out.data["title"] == "Enzyme Kinetics Revisited"
+    titled = _pdf_job(blobs)
+    titled.outputs["metadata"] = {"work": {"title": "From the info dictionary"}}
+    assert "title" not in asyncio.run(chunk_stage.run(titled)).data  # metadata's title wins
