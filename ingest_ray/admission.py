@@ -12,10 +12,12 @@ offset), so a redelivered batch produces the same letter again, which consumers 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from ingest_ray.deadletters import LetterKind, Origin, message_letter
+from ingest_ray.deadletters import LetterKind, Origin, Subject, message_letter
 from ingest_ray.errors import MessageDecodeError
 from ingest_ray.events import IngestRequest, SourceKind, decode
 from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob, OutboxMessage
@@ -63,6 +65,9 @@ class AdmissionBatch:
     def new_jobs(self) -> list[Admitted]:
         """Jobs created by this batch (duplicates left out): these go on to the dispatcher."""
         return [a for a in self.admitted if a.outcome.created]
+
+
+_TENANT = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class UnknownPipelineError(MessageDecodeError):
@@ -143,10 +148,22 @@ class Admitter:
         letter = message_letter(
             self._topic, kind=LetterKind.MESSAGE, value=record.value, key=record.key,
             origin=origin, reason=exc.reason, error_type=exc.error_type,
+            subject=Subject(tenant_id=_tenant_of(record.value)),
             max_bytes=self._max_bytes,
             event_id=f"dlq:{record.topic}:{record.partition}:{record.offset}",
         )  # fmt: skip
         return Rejected(record, exc.reason, exc.error_type, letter)
+
+
+def _tenant_of(value: bytes | None) -> str | None:
+    """The tenant a refused message names, when it is readable enough to say (so the tenant's
+    API shows its own dead letters); ``None`` otherwise."""
+    try:
+        data = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    tenant = data.get("tenant_id", "default") if isinstance(data, dict) else None
+    return tenant if isinstance(tenant, str) and _TENANT.fullmatch(tenant) else None
 
 
 def _read(record: RawRecord) -> IngestRequest:

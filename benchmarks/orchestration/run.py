@@ -79,7 +79,9 @@ def _runners(
 
 
 def _ray(cfg: BenchConfig) -> None:
-    settings = Settings(kafka_bootstrap_servers=cfg.kafka_bootstrap, redis_url=cfg.redis_url)
+    settings = Settings(  # no dashboard: its agents' CPU is not the system's
+        kafka_bootstrap_servers=cfg.kafka_bootstrap, redis_url=cfg.redis_url, ray_dashboard=False
+    )
     connect_ray(settings, RuntimeOptions(namespace="ingest-ray-bench"))
 
 

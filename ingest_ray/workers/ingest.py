@@ -125,6 +125,11 @@ class IngestWorker(Worker):
             "consumed": sum(s.messages for s in ingress),
             "created": sum(s.created for s in ingress), "restarts": self.runtime.restarts,
         }  # fmt: skip
+        health.details["pools"] = {
+            pool: {"size": f.size, "target": f.target, "in_flight": f.busy, "capacity": f.slots,
+                   "backlog": f.backlog}
+            for pool, f in stats.pools.items()
+        }  # fmt: skip
         for pool, f in stats.pools.items():
             busy = round(100 * f.busy / f.slots) if f.slots else 0
             health.details[f"pool_{pool}"] = (
