@@ -90,7 +90,7 @@ def read_health(settings: Settings) -> list[WorkerHealth]:
         raise ServiceUnavailableError(f"redis unreachable at {settings.redis_url}: {exc}") from exc
     finally:
         client.close()
-    return _judged(json.loads(value) for value in raw.values())
+    return judged(json.loads(value) for value in raw.values())
 
 
 def read_local_health(settings: Settings) -> list[WorkerHealth]:
@@ -101,10 +101,12 @@ def read_local_health(settings: Settings) -> list[WorkerHealth]:
             beats.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    return _judged(beats)
+    return judged(beats)
 
 
-def _judged(beats: Iterable[dict[str, Any]]) -> list[WorkerHealth]:
+def judged(beats: Iterable[dict[str, Any]]) -> list[WorkerHealth]:
+    """Heartbeats as health, sorted by name; ``alive`` is false once a beat is three of its
+    intervals (plus 15 s for a busy machine) old."""
     now, out = time.time(), []
     for beat in beats:
         health = WorkerHealth(**beat)

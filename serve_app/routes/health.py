@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,11 +15,10 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from ingest_ray.kafka.health import check_kafka
-from ingest_ray.keys import RedisKeys
-from ingest_ray.workers.base import WorkerHealth
 from serve_app.auth import context
 from serve_app.context import ApiContext
 from serve_app.routes import model_response
+from serve_app.routes.ops import heartbeats
 from serve_app.schemas import Health, KafkaCheck, Readiness, RedisCheck, WorkerOut
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -42,29 +39,21 @@ async def _redis_check(ctx: ApiContext) -> RedisCheck:
 
 
 async def _workers(ctx: ApiContext) -> list[WorkerOut]:
-    try:
-        raw = await ctx.redis.hgetall(RedisKeys(ctx.settings.redis_prefix).workers)
-    except (RedisError, OSError):
-        return []
-    now, out = time.time(), []
-    for value in raw.values():
-        h = WorkerHealth(**json.loads(value))
-        alive = h.alive and now - h.updated_at < 3 * h.heartbeat_s + 15
-        out.append(
-            WorkerOut(
-                name=h.name,
-                kind=h.kind,
-                host=h.host,
-                pid=h.pid,
-                alive=alive,
-                updated_at=h.updated_at,
-                lag=h.lag,
-                in_flight=h.in_flight,
-                last_error=h.last_error,
-                problems=h.problems,
-            )
+    return [
+        WorkerOut(
+            name=h.name,
+            kind=h.kind,
+            host=h.host,
+            pid=h.pid,
+            alive=h.alive,
+            updated_at=h.updated_at,
+            lag=h.lag,
+            in_flight=h.in_flight,
+            last_error=h.last_error,
+            problems=h.problems,
         )
-    return sorted(out, key=lambda w: w.name)
+        for h in await heartbeats(ctx)
+    ]
 
 
 async def readyz(request: Request) -> Response:

@@ -5,7 +5,6 @@ confined to the caller's tenant; the work is done by ``ingest_ray`` in a thread.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -28,7 +27,7 @@ from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.base import JobFilter
 from ingest_ray.stages.factories import section
 from ingest_ray.states import JobStatus
-from ingest_ray.workers.base import WorkerHealth
+from ingest_ray.workers.base import WorkerHealth, judged
 from serve_app.auth import authorize, context
 from serve_app.body import read_json
 from serve_app.context import ApiContext
@@ -76,12 +75,7 @@ async def heartbeats(ctx: ApiContext) -> list[WorkerHealth]:
         raw = await ctx.redis.hgetall(RedisKeys(ctx.settings.redis_prefix).workers)
     except (RedisError, OSError):
         return []
-    now, out = time.time(), []
-    for value in raw.values():
-        health = WorkerHealth(**json.loads(value))
-        health.alive = health.alive and now - health.updated_at < 3 * health.heartbeat_s + 15
-        out.append(health)
-    return out
+    return judged(json.loads(value) for value in raw.values())
 
 
 def _job_charts(ctx: ApiContext, tenant_id: str) -> Charts:
