@@ -74,7 +74,7 @@ def ui(
         KafkaClient.from_settings(settings).ensure_topics()
         catalog = builtin_catalog(settings, factories=FACTORIES)
         worker = IngestWorker(settings, catalog, name=f"ui-{prefix[5:11]}",
-                              options=RuntimeOptions(name=settings.runtime_name, sweep_s=1.0))  # fmt: skip
+                              options=RuntimeOptions(name=settings.runtime_name, reconcile_s=1.0))  # fmt: skip
         worker.start()
         ledger = RedisLedger.from_settings(settings)
         store = ApiKeyStore(settings.redis_url, settings.redis_prefix)
