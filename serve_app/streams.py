@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.base import JobEvent
 from ingest_ray.states import JobStatus
 
@@ -38,7 +39,7 @@ class EventReader:
         self._prefix = prefix
 
     def _key(self, job_id: str) -> str:
-        return f"{self._prefix}job:{job_id}"
+        return RedisKeys(self._prefix).job(job_id)
 
     async def head(self, job_id: str) -> tuple[str, JobStatus] | None:
         """The job's tenant and status, or ``None`` when there is no such job."""
@@ -49,7 +50,9 @@ class EventReader:
 
     async def after(self, job_id: str, seq: int, *, count: int = 100) -> list[JobEvent]:
         """Events with ``seq`` greater than ``seq``, oldest first."""
-        entries = await self._r.xrange(self._key(job_id) + ":events", f"({seq}-0", "+", count=count)
+        entries = await self._r.xrange(
+            RedisKeys(self._prefix).events(job_id), f"({seq}-0", "+", count=count
+        )
         out = []
         for _, fields in cast("list[tuple[Any, dict[Any, Any]]]", entries or []):
             raw = fields.get(b"e", fields.get("e"))

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from ingest_ray.auth.principal import Principal, Scope, check_tenant, parse_scopes
 from ingest_ray.ids import new_id
+from ingest_ray.keys import RedisKeys
 
 KEY_PREFIX: Final = "irk_"
 
@@ -63,16 +64,17 @@ class _Keys:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self._keys = RedisKeys(prefix)
 
     def record(self, key_id: str) -> str:
-        return f"{self.prefix}apikey:{key_id}"
+        return self._keys.apikey(key_id)
 
     def by_hash(self, digest: str) -> str:
-        return f"{self.prefix}apikey:by-hash:{digest}"
+        return self._keys.apikey_by_hash(digest)
 
     @property
     def all(self) -> str:
-        return f"{self.prefix}apikeys"
+        return self._keys.apikeys
 
 
 class ApiKeyStore:

@@ -11,6 +11,8 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+from ingest_ray.keys import RedisKeys
+
 # KEYS[1] bucket; ARGV rate/s, burst. Returns {granted, wait_us}.
 _SCRIPT = """
 local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -44,7 +46,7 @@ class TenantRateLimiter:
 
     def key(self, tenant_id: str) -> str:
         """The Redis key of ``tenant_id``'s bucket."""
-        return f"{self._prefix}api:rate:{tenant_id}"
+        return RedisKeys(self._prefix).api_rate(tenant_id)
 
     async def take(self, tenant_id: str) -> float:
         """0.0 when the request may go ahead, else the seconds until a token is free."""
