@@ -112,7 +112,16 @@ def status() -> None:
     for h in healths:
         alive = "[green]yes" if h.alive else "[red]no"
         problems = "[yellow]" + "; ".join(h.problems) if h.problems else ""
-        details = ", ".join(f"{k}={v}" for k, v in h.details.items())
+        details = ", ".join(
+            f"{k}={v}" for k, v in h.details.items() if k != "pools" and not k.startswith("pool_")
+        )
+        pools = h.details.get("pools", {})
+        if pools:
+            details += "\npools: " + "; ".join(
+                f"{name} {f['size']}/{f['target']} ({f['backlog']} ready, "
+                f"{round(100 * f['in_flight'] / f['capacity']) if f['capacity'] else 0}% busy)"
+                for name, f in sorted(pools.items())
+            )
         table.add_row(
             h.name, h.kind, alive, str(h.lag), str(h.in_flight), problems, h.last_error or "",
             details,

@@ -131,10 +131,7 @@ class IngestWorker(Worker):
             for pool, f in stats.pools.items()
         }  # fmt: skip
         for pool, f in stats.pools.items():
-            busy = round(100 * f.busy / f.slots) if f.slots else 0
-            health.details[f"pool_{pool}"] = (
-                f"{f.size} actor(s) of {f.target} wanted, {f.backlog} ready, {busy}% busy"
-            )
+            health.details[f"pool_{pool}"] = f.size
         return health
 
     def _relay_error(self) -> tuple[str | None, float | None]:
