@@ -58,7 +58,7 @@ def blob_store(settings: Settings) -> BlobStore:
 
 def metadata(settings: Settings) -> Stage:
     """OpenAlex metadata (or the request's own for local files and text)."""
-    return MetadataStage(adapter_settings(settings))
+    return MetadataStage(adapter_settings(settings), blobs=blob_store(settings))
 
 
 def pdf_fetch(settings: Settings) -> Stage:

@@ -24,6 +24,7 @@ from ingest_ray.documents import pdf_info_title
 from ingest_ray.errors import IngestError
 from ingest_ray.events import SourceKind
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
+from ingest_ray.storage.blobs import BlobStore
 
 
 def _text(metadata: Mapping[str, Any], key: str) -> str | None:
@@ -62,7 +63,9 @@ class MetadataStage(BaseStage):
         *,
         limiter: RateLimiter | None = None,
         openalex: OpenAlexClient | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
+        self._blobs = blobs
         self._limiter = limiter or rate_limiter_from_settings(settings)
         self._openalex = openalex or OpenAlexClient(settings, limiter=self._limiter)
 
@@ -78,8 +81,8 @@ class MetadataStage(BaseStage):
         """The work record and PDF candidates for ``item``."""
         if item.source.kind not in (SourceKind.DOI, SourceKind.OPENALEX):
             given = user_work(item.metadata)
-            if given["title"] is None and item.source.kind is SourceKind.PDF_PATH:
-                given["title"] = await asyncio.to_thread(pdf_info_title, item.source.value)
+            if given["title"] is None:
+                given["title"] = await asyncio.to_thread(self._pdf_title, item)
             return StageOutput(data={"work": given, "pdf_candidates": []})
         try:
             work = await self._lookup(item)
@@ -91,6 +94,17 @@ class MetadataStage(BaseStage):
         record["title"] = record["title"] or _text(item.metadata, "title")
         candidates = [c.to_dict() for c in work.pdf_candidates()]
         return StageOutput(data={"work": record, "pdf_candidates": candidates})
+
+    def _pdf_title(self, item: StageInput) -> str | None:
+        """A local or uploaded PDF's own title (its info dictionary), if it has a usable one."""
+        if item.source.kind is SourceKind.PDF_PATH:
+            return pdf_info_title(item.source.value)
+        if item.source.kind is SourceKind.PDF_BLOB and self._blobs is not None:
+            try:
+                return pdf_info_title(self._blobs.path(item.source.value))
+            except (KeyError, OSError):  # a missing upload is pdf_fetch's to report
+                return None
+        return None
 
     async def aclose(self) -> None:
         """Close the OpenAlex client and the rate limiter."""
