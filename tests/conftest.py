@@ -10,6 +10,7 @@ missing service fails the run instead of skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -241,3 +242,31 @@ def local_ray() -> Iterator[None]:
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
     yield
     ray.shutdown()
+
+
+_CONTROL_PLANE = ("/dispatcher", "/ledger-cache", "/outbox-relay")
+
+
+@pytest.fixture(autouse=True)
+def _no_control_plane_left_behind() -> Iterator[None]:
+    """A test that fails before its runtime stopped must not leave a detached control plane
+    (and its stage pools) running for the rest of the session: stop the ones it created."""
+    import ray
+
+    before = _control_planes() if ray.is_initialized() else set()
+    yield
+    if not ray.is_initialized():
+        return
+    for namespace, name in _control_planes() - before:
+        with contextlib.suppress(Exception):
+            ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+
+
+def _control_planes() -> set[tuple[str, str]]:
+    import ray.util
+
+    try:
+        actors = ray.util.list_named_actors(all_namespaces=True)
+    except Exception:
+        return set()
+    return {(a["namespace"], a["name"]) for a in actors if a["name"].endswith(_CONTROL_PLANE)}

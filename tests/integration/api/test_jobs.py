@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ingest_ray.control import CancelJob, ControlInbox, RequeueJob
 from ingest_ray.events import IngestRequest, decode
 from ingest_ray.kafka.reader import read_topic
 from ingest_ray.ledger.base import TransitionRequest
@@ -147,11 +148,9 @@ def test_jobs_cancel_and_retry(api_env: ApiEnv) -> None:
     assert retry.json()["changed"] is True and retry.json()["job"]["status"] == "queued"
     assert retry_again.json()["changed"] is False
     assert cancel_done.status_code == 409 and cancel_done.json()["error"]["code"] == "conflict"
-    inbox = api_env.redis.lrange(
-        f"{api_env.settings.redis_prefix}dispatch:{api_env.settings.runtime_name}:inbox", 0, -1
-    )
-    assert any(queued in m and "cancel" in m for m in inbox)
-    assert any(failing in m and "requeue" in m for m in inbox)
+    commands = ControlInbox.for_settings(api_env.redis, api_env.settings).read("test")
+    assert any(isinstance(e.command, CancelJob) and e.command.job_id == queued for e in commands)
+    assert RequeueJob(failing) in [e.command for e in commands]
     assert stats["counts"]["completed"] >= 1 and stats["throughput_per_min"] > 0
 
 
