@@ -118,6 +118,7 @@ def chaos(
     pdf_share: Annotated[float, typer.Option(help="Share of requests that are PDFs.")] = 0.05,
     pdfs: Annotated[Path | None, typer.Option(help="PDFs to copy (default: the samples).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the corpus and the faults.")] = 7,
+    outage: Annotated[float, typer.Option(help="Seconds Kafka or Redis stays down.")] = 10.0,
 ) -> None:
     """Random faults on every component while jobs flow, then: lost, doubled, unfinished?"""
     import tempfile  # noqa: PLC0415
@@ -131,6 +132,7 @@ def chaos(
     cfg = ChaosConfig(
         jobs=jobs, duration_s=duration, workers=workers, fault_every_s=fault_every,
         flaky_rate=flaky_rate, malformed=malformed, pdf_share=pdf_share, seed=seed,
+        outage_s=outage,
     )  # fmt: skip
     ray.init(num_cpus=settings().ray_local_num_cpus, include_dashboard=False, log_to_driver=False)
     try:
