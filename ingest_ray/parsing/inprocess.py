@@ -29,6 +29,12 @@ from ingest_ray.parsing.settings import ParseSettings
 
 _OUT_OF_MEMORY = ("out of memory", "cuda error", "cublas")
 
+#: pdfium, which MinerU opens and renders PDFs with, is not thread-safe even across documents:
+#: two of this process's threads inside it at once crash the process (seen as a segfault with
+#: two page ranges in flight). MinerU's calls in one process therefore take turns; the actor's
+#: other in-flight parts still overlap their downloads, uploads and waiting.
+_PDFIUM = threading.Lock()
+
 
 def mineru_available() -> bool:
     """Whether the ``mineru`` package can be imported here (checked without importing it)."""
@@ -68,8 +74,9 @@ class MineruEngine:
         """Parse pages ``[start, end)`` of ``pdf`` (blocking; call from a worker thread)."""
         page_range = "" if (start, end) == (0, pages) else f"{start + 1}-{end}"
         try:
-            result = self._mineru().parse(pdf, page_range=page_range)
-            middle = result.to_dict()
+            parser = self._mineru()
+            with _PDFIUM:
+                middle = parser.parse(pdf, page_range=page_range).to_dict()
         except ParseError:
             raise
         except Exception as exc:
