@@ -17,11 +17,11 @@ from psycopg import sql
 
 from ingest_ray.index.base import META_CHUNK_ID
 from ingest_ray.states import JobStatus
-from tests.integration.cluster.conftest import search
+from tests.integration.cluster.conftest import LONG, search
 from tests.integration.cluster.scenario import PDFS
 from tests.integration.cluster.steps import Run
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(2400 if LONG else 900)
 
 ENCRYPTED = "sample-libreoffice-password-encrypted.pdf"
 GPU_NODES = {"gpu-1", "gpu-2"}
