@@ -50,7 +50,9 @@ class LocalCluster:
         self._head = head
         self._workers = list(workers)
         self._env = {**os.environ, **(env or {})}
-        self._env.pop("RAY_ADDRESS", None)  # the host starts a cluster; it joins none
+        # the host starts a cluster and joins none; it makes a temp dir of its own
+        self._env.pop("RAY_ADDRESS", None)
+        self._env.pop("RAY_TMPDIR", None)
         self._system_config = dict(system_config or FAST_FAILURE_DETECTION)
         self._log = log
         self._timeout_s = timeout_s

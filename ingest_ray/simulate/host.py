@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -134,15 +135,21 @@ def _serve(host: Host) -> None:
 def main() -> None:
     """Start the head from the JSON spec in argv[1], then serve commands until told to stop."""
     config = json.loads(sys.argv[1])
-    os.environ[_TMP] = os.environ.get(_TMP) or tempfile.mkdtemp(prefix="irc-", dir="/tmp")
+    made = not os.environ.get(_TMP)
+    if made:  # short: Ray's socket paths under it must stay below 108 characters
+        os.environ[_TMP] = tempfile.mkdtemp(prefix="irc-", dir="/tmp")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    host = Host(NodeSpec(**config["head"]), config.get("system_config", {}))
     try:
-        _answer({"cluster": host.info().model_dump()})
-        _serve(host)
+        host = Host(NodeSpec(**config["head"]), config.get("system_config", {}))
+        try:
+            _answer({"cluster": host.info().model_dump()})
+            _serve(host)
+        finally:
+            host.stop()
+            _answer({"stopped": True})
     finally:
-        host.stop()
-        _answer({"stopped": True})
+        if made:
+            shutil.rmtree(os.environ[_TMP], ignore_errors=True)
 
 
 if __name__ == "__main__":
