@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ray.util.state import list_actors
+from ray.util.state import list_actors, list_tasks
 
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.simulate.cluster import LocalCluster
@@ -118,6 +118,7 @@ class ActorRow:
     node: str
     repr_name: str
     pid: int
+    actor_id: str = ""
 
     @property
     def pool(self) -> str | None:
@@ -138,9 +139,25 @@ def actors(cluster: LocalCluster, runtime: str) -> list[ActorRow]:
     )  # fmt: skip
     mine = [a for a in rows if (a.name or "").startswith(f"{runtime}/")]
     return [
-        ActorRow(a.name, a.state, names.get(a.node_id or "", "?"), a.repr_name or "", a.pid or 0)
+        ActorRow(
+            a.name,
+            a.state,
+            names.get(a.node_id or "", "?"),
+            a.repr_name or "",
+            a.pid or 0,
+            a.actor_id,
+        )
         for a in mine
     ]
+
+
+def running_calls(cluster: LocalCluster, actor_id: str) -> int:
+    """Stage calls (``StageActor.run``) the state API reports running on one actor."""
+    tasks = list_tasks(
+        address=cluster.dashboard_url, limit=10_000, timeout=60, raise_on_missing_output=False,
+        filters=[("actor_id", "=", actor_id), ("state", "=", "RUNNING")],
+    )  # fmt: skip
+    return sum(1 for t in tasks if t.name.endswith(".run"))
 
 
 @dataclass

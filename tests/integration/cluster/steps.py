@@ -23,6 +23,7 @@ from tests.integration.cluster.scenario import (
     Plan,
     Worker,
     actors,
+    running_calls,
     scripted,
     wait_for,
 )
@@ -92,13 +93,28 @@ def _alive(run: Run, match: Any) -> ActorRow | None:
                 None)  # fmt: skip
 
 
-def _kill_node_of(run: Run, worker: Worker, what: str, match: Any) -> None:
-    """Kill the raylet of the node hosting the live actor ``match`` picks."""
-    wait_for(what, lambda: _alive(run, match) is not None, 180, worker=worker)
-    time.sleep(2.0)  # the call holds the actor for several scripted jobs in turn
-    run.before_kill = actors(run.cluster, run.runtime)
-    found = _alive(run, match)
-    assert found is not None
+def _busy(run: Run, match: Any) -> bool:
+    """Whether the state API shows a stage call running on an actor ``match`` picks."""
+    rows = [a for a in actors(run.cluster, run.runtime) if a.state == "ALIVE" and match(a)]
+    return any(running_calls(run.cluster, a.actor_id) > 0 for a in rows)
+
+
+def _is_mineru(actor: ActorRow) -> bool:
+    return actor.pool == "mineru"
+
+
+def _kill_node_of(run: Run, worker: Worker, what: str, victim: Any, busy: Any) -> None:
+    """Once a stage call runs on an actor ``busy`` picks, kill the raylet of the node that
+    hosts the live actor ``victim`` picks."""
+    wait_for(what, lambda: _alive(run, victim) is not None, 180, worker=worker)
+    wait_for(f"a call running ({what})", lambda: _busy(run, busy), 300, poll_s=0.2,
+             worker=worker)  # fmt: skip
+    for _ in range(10):  # a loaded state API may answer partly: take a whole snapshot
+        run.before_kill = actors(run.cluster, run.runtime)
+        found = next((a for a in run.before_kill if a.state == "ALIVE" and victim(a)), None)
+        if found is not None:
+            break
+    assert found is not None, f"{what} is not in the state API's list"
     run.victim = found.node
     run.cluster.kill_raylet(run.victim)
     run.times["killed_s"] = round(time.time() - run.times["submitted_at"], 1)
@@ -118,7 +134,7 @@ def execute(run: Run, ledger: RedisLedger, plan: Plan, worker: Worker, fixtures:
     _send(run, requests)
     wait_for("a scripted MinerU call", lambda: _at_stage(ledger, "mineru_scripted"), 300,
              worker=worker)  # fmt: skip
-    _kill_node_of(run, worker, "a MinerU actor", lambda a: a.pool == "mineru")
+    _kill_node_of(run, worker, "a MinerU actor", _is_mineru, _is_mineru)
     _settle(run, ledger, worker, len(requests))
     run.metrics = {
         name: httpx.get(url, timeout=10).text
@@ -129,10 +145,15 @@ def execute(run: Run, ledger: RedisLedger, plan: Plan, worker: Worker, fixtures:
 
 def execute_control_loss(run: Run, ledger: RedisLedger, count: int, worker: Worker) -> None:
     """Run 2: scripted ``auto`` jobs; kill the node that hosts the Dispatcher mid-run."""
-    requests = [scripted(f"cl-{i}", "auto_scripted", chunk_scripted=0.5) for i in range(count)]
+    requests = [
+        scripted(f"cl-{i}", "auto_scripted", chunk_scripted=1.0, embed_scripted=0.5)
+        for i in range(count)
+    ]
     _send(run, requests)
     wait_for("a chunk call", lambda: _at_stage(ledger, "chunk_scripted"), 300, worker=worker)
-    _kill_node_of(run, worker, "the Dispatcher", lambda a: a.name.endswith("/dispatcher"))
+    # every stage actor is owned by the Dispatcher: a call running anywhere is lost with it
+    _kill_node_of(run, worker, "the Dispatcher", lambda a: a.name.endswith("/dispatcher"),
+                  lambda a: a.pool in {"chunk", "embed"})  # fmt: skip
     _settle(run, ledger, worker, len(requests))
 
 
@@ -145,6 +166,10 @@ def summary(run: Run) -> dict[str, Any]:
         "jobs": len(run.jobs), "by_status": dict(Counter(j.status.value for j in run.jobs)),
         "by_pipeline": dict(Counter(j.pipeline for j in run.jobs)),
         "jobs_with_a_lost_try": len(lost), "victim": run.victim, **run.times,
+        "jobs_taken_over_by_recovery": sum(
+            1 for j in run.jobs if any("resumed_attempt" in e.data for e in j.history)),
+        "lost_tries_by_stage": dict(Counter(
+            e.stage for j in lost for e in j.history if e.data.get("lost"))),
         "actors_by_pool_and_node": dict(sorted(placed.items())),
         "worker_exit": run.worker_exit,
     }  # fmt: skip

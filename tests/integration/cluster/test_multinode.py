@@ -36,14 +36,16 @@ def test_multinode_every_job_ends_terminal_once_despite_the_lost_node(run: Run) 
             assert job.error is not None and job.error.type == "EncryptedPdfError"
             continue
         assert job.status is JobStatus.COMPLETED, (job.doc_key, job.error)
-    assert len([j for j in run.jobs if j.pipeline == "two_phase"]) == len(set(PDFS))
+    pdfs = [v for v in run.submitted.values() if v.endswith(".pdf")]
+    assert len([j for j in run.jobs if j.pipeline == "two_phase"]) == len(pdfs) >= len(PDFS)
     assert run.worker_exit == 0, run.worker_log
 
 
 def test_multinode_calls_lost_with_the_node_ran_again_on_another(run: Run) -> None:
     lost = [j for j in run.jobs if any(e.data.get("lost") for e in j.history)]
     assert lost, "no stage call was running on the killed node"
-    assert any(e.stage == "mineru_scripted" for j in lost for e in j.history if e.data.get("lost"))
+    stages = {e.stage for j in lost for e in j.history if e.data.get("lost")}
+    assert stages & {"mineru", "mineru_scripted"}, stages  # the killed node hosted MinerU
     assert all(j.status.is_terminal for j in lost)
     assert all(j.status is JobStatus.COMPLETED for j in lost if j.pipeline.endswith("_scripted"))
     # a lost try is the infrastructure's fault: it is recorded as such, not as a stage error
@@ -102,7 +104,7 @@ def test_multinode_one_index_row_per_chunk_and_the_drivers_search_sees_them(run:
         meta = int(job.outputs.get("meta_index", {}).get("indexed", 0))
         assert counts[job.doc_key] == (job.outputs["chunk"]["chunk_count"] + meta, 1), job.doc_key
     hits = search(run.env, "zebra3quartz")
-    assert hits and hits[0]["doc_key"] == "text-3", hits
+    assert "text-3" in [h["doc_key"] for h in hits], hits
     assert pdf_text is not None
     words = pdf_text[1].split()
     hits = search(run.env, " ".join(words[5:20]))
@@ -145,6 +147,13 @@ def test_multinode_control_plane_on_a_lost_node_comes_back_on_another(control_lo
     for part in ("dispatcher", "ledger-cache", "outbox-relay"):
         restarted = alive[f"{run.runtime}/{part}"]
         assert restarted.node not in {run.victim, "head"}, restarted
+    # the calls running at the loss were done again: by the restarted Dispatcher's recovery
+    redone = [
+        j
+        for j in run.jobs
+        if any("resumed_attempt" in e.data or e.data.get("lost") for e in j.history)
+    ]
+    assert redone
     # every stage actor of before the loss is gone, wherever it ran
     assert not [n for n, a in before.items() if a.pool and a.state == "ALIVE" and n in alive]
     assert run.worker_exit == 0, run.worker_log
