@@ -22,7 +22,7 @@ from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.metrics import RuntimeMetrics, Snapshot
 from ingest_ray.pipelines.catalog import Catalog
-from ingest_ray.runtime.actors import CONTROL
+from ingest_ray.runtime.actors import control_options
 from ingest_ray.runtime.dispatch_core import DispatcherCore
 from ingest_ray.runtime.ledger_cache import CacheWriter
 from ingest_ray.runtime.loop import DispatchLoop, LoopTimings
@@ -117,5 +117,5 @@ def dispatcher_actor(catalog: Catalog, settings: Settings, options: RuntimeOptio
     """The runtime's Dispatcher, created when it does not exist."""
     return RemoteDispatcher.options(
         name=options.dispatcher_name, namespace=options.namespace, max_concurrency=1000,
-        **CONTROL,
+        **control_options(settings),
     ).remote(catalog, settings, options)  # fmt: skip

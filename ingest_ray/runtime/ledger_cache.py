@@ -21,7 +21,7 @@ from ingest_ray.config import Settings
 from ingest_ray.errors import ServiceUnavailableError
 from ingest_ray.ledger.base import Ledger, TransitionRequest
 from ingest_ray.ledger.factory import open_ledger
-from ingest_ray.runtime.actors import CONTROL, NamedActor
+from ingest_ray.runtime.actors import NamedActor, control_options
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.parts import TransitionResult
 
@@ -126,7 +126,7 @@ def ledger_cache(settings: Settings, options: RuntimeOptions) -> Any:
     """The runtime's LedgerCache, created when it does not exist."""
     return RemoteLedgerCache.options(
         name=options.ledger_cache_name, namespace=options.namespace, max_concurrency=1000,
-        **CONTROL,
+        **control_options(settings),
     ).remote(settings)  # fmt: skip
 
 

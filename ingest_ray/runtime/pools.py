@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 from ray.autoscaler.sdk import request_resources
-from ray.exceptions import RayActorError, TaskCancelledError
+from ray.exceptions import ActorDiedError, RayActorError, TaskCancelledError
 
 from ingest_ray.config import Settings
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
@@ -43,8 +43,13 @@ from ingest_ray.stages.base import StageInput
 class StageActor:
     """The Ray actor of a pool: a thin shell around :class:`StageHost`."""
 
-    def __init__(self, factories: Mapping[str, str], settings: Settings) -> None:
+    def __init__(self, factories: Mapping[str, str], settings: Settings, pool: str = "") -> None:
         self._host = StageHost(factories, settings)
+        self._label = f"pool={pool} stages={','.join(sorted(factories))}"
+
+    def __repr__(self) -> str:
+        # what the Ray dashboard and state API show for the actor (``repr_name``)
+        return f"StageActor({self._label})"
 
     async def run(
         self, stage: str, items: Sequence[StageInput], timeout_s: float
@@ -78,6 +83,8 @@ class _Member:
     name: str
     busy: int = 0
     last_used: float = 0.0
+    #: the outstanding liveness probe (a ``ping``), as a concurrent future
+    probe: Any = None
 
 
 class StagePool:
@@ -145,6 +152,23 @@ class StagePool:
         while len(self._members) < self.spec.min_size:
             self._spawn()
 
+    def probe(self) -> list[str]:
+        """Find actors that died while idle (their node was lost): each actor has one ``ping``
+        outstanding at a time; one that answers ``ActorDiedError`` is replaced now, not when a
+        job is next sent to it. Never blocks; answers the names found dead."""
+        dead = []
+        for member in list(self._members):
+            if member.probe is None:
+                member.probe = member.handle.ping.remote().future()
+                continue
+            if not member.probe.done():
+                continue  # still starting, or busy: ask again once it answers
+            error, member.probe = member.probe.exception(), None
+            if isinstance(error, ActorDiedError):
+                dead.append(member.name)
+                self.dead(member.name)
+        return dead
+
     def cancel(self, actor_name: str, job_ids: Sequence[str]) -> None:
         """Forward a cancellation to the actor running those jobs."""
         for member in self._members:
@@ -197,7 +221,7 @@ class StagePool:
             resources=dict(res.custom) or None,
             max_concurrency=self.spec.actor_concurrency,
             max_restarts=0,
-        ).remote(self._factories, self._settings)
+        ).remote(self._factories, self._settings, self.spec.name)
         member = _Member(handle=handle, name=name, last_used=time.monotonic())
         self._members.append(member)
         self.sizer.actor_started(name)
@@ -266,6 +290,7 @@ class RayLauncher:
         free: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
         loads = []
         for name, pool in self.pools.items():
+            pool.probe()
             pool.backlog = backlog.get(name, 0)
             loads.append((pool.sizer, PoolLoad(pool.backlog, in_flight.get(name, 0))))
         decisions = plan(loads, free)

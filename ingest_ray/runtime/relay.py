@@ -20,7 +20,7 @@ from ingest_ray.ledger.base import OutboxEntry
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.metrics import RuntimeMetrics, Snapshot
 from ingest_ray.outbox import OutboxRelay, RelayStats
-from ingest_ray.runtime.actors import CONTROL
+from ingest_ray.runtime.actors import control_options
 from ingest_ray.runtime.options import RuntimeOptions
 
 
@@ -109,5 +109,6 @@ RemoteRelay = ray.remote(RelayActor)
 def relay_actor(settings: Settings, options: RuntimeOptions) -> Any:
     """The runtime's relay, created when it does not exist."""
     return RemoteRelay.options(
-        name=options.relay_name, namespace=options.namespace, max_concurrency=4, **CONTROL
-    ).remote(settings, options)
+        name=options.relay_name, namespace=options.namespace, max_concurrency=4,
+        **control_options(settings),
+    ).remote(settings, options)  # fmt: skip

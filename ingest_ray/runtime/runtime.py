@@ -25,7 +25,7 @@ from ingest_ray.config import Settings
 from ingest_ray.keys import RedisKeys
 from ingest_ray.metrics import Snapshot
 from ingest_ray.pipelines.catalog import Catalog
-from ingest_ray.runtime.actors import find
+from ingest_ray.runtime.actors import check_placement, find, placement
 from ingest_ray.runtime.dispatcher import dispatcher_actor
 from ingest_ray.runtime.ingress import IngressStats, RemoteKafkaIngress
 from ingest_ray.runtime.ledger_cache import ledger_cache
@@ -69,6 +69,7 @@ class Runtime:
     def start(self, *, member: str | None = None) -> int:
         """Create (or find) the control plane, join it as ``member``; answers jobs recovered."""
         connect_ray(self.settings, self.options)
+        check_placement(self.settings, ray.cluster_resources())  # type: ignore[no-untyped-call]
         self._ensure_control_plane()
         if member is not None:
             self._redis(lambda r: r.hset(self.keys.members(self.options.name), member, time.time()))
@@ -130,7 +131,7 @@ class Runtime:
             pipelines = sorted(self.catalog.pipelines)
             self.ingress[i] = RemoteKafkaIngress.options(
                 name=name, namespace=self.options.namespace, num_cpus=0, max_concurrency=4,
-                max_restarts=-1,
+                max_restarts=-1, **placement(self.settings),
             ).remote(self.settings, self.options, group, pipelines)  # fmt: skip
             made.append(name)
         return made

@@ -115,3 +115,10 @@ def test_cluster_yaml_images_and_pins_carry_the_projects_ray(config: dict[str, A
         + config["available_node_types"]["gpu_worker"]["worker_setup_commands"]
     )
     assert all(f'"ray[serve]=={version}"' in command for command in installs)
+
+
+def test_cluster_yaml_pins_the_control_plane_to_the_head(config: dict[str, Any]) -> None:
+    types = config["available_node_types"]
+    control = _env(config)["INGEST_RAY_CONTROL_RESOURCE"]
+    assert types["head"]["resources"][control] >= 1
+    assert all(control not in t["resources"] for n, t in types.items() if n != "head")

@@ -164,3 +164,14 @@ def test_kuberay_clusters_run_the_projects_ray() -> None:
         assert spec["rayVersion"] == version
         images = {c["image"] for t in pod_templates(spec) for c in t["spec"]["containers"]}
         assert all(image.startswith("ghcr.io/ingest-ray/ingest-ray") for image in images)
+
+
+def test_kuberay_pins_the_control_plane_to_the_workers_head() -> None:
+    (config,) = by_kind("ConfigMap")
+    control = config["data"]["INGEST_RAY_CONTROL_RESOURCE"]
+    (cluster,) = by_kind("RayCluster")
+    head = json.loads(json.loads(cluster["spec"]["headGroupSpec"]["rayStartParams"]["resources"]))
+    assert head == {control: 1}
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        raw = group["rayStartParams"].get("resources")
+        assert raw is None or control not in json.loads(json.loads(raw))

@@ -1,0 +1,175 @@
+"""The steps of the two multi-node runs and what is recorded of them (see ``conftest.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from ingest_ray.kafka.producer import Producer
+from ingest_ray.ledger.base import Job, JobFilter
+from ingest_ray.ledger.redis import RedisLedger
+from ingest_ray.simulate.cluster import LocalCluster
+from ingest_ray.states import JobStatus
+from tests.integration.cluster.scenario import (
+    TENANT,
+    ActorRow,
+    Plan,
+    Worker,
+    actors,
+    running_calls,
+    scripted,
+    wait_for,
+)
+
+
+@dataclass
+class Run:
+    """What a run did and what the cluster, the ledger and the index said about it."""
+
+    cluster: LocalCluster
+    runtime: str
+    env: dict[str, str]
+    chunks_table: str
+    #: doc_key -> the request's source value
+    submitted: dict[str, str] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
+    before_kill: list[ActorRow] = field(default_factory=list)
+    after: list[ActorRow] = field(default_factory=list)
+    victim: str = ""
+    metrics: dict[str, str] = field(default_factory=dict)
+    worker_exit: int | None = None
+    worker_log: str = ""
+    #: seconds after the first request: killed, every job terminal
+    times: dict[str, float] = field(default_factory=dict)
+
+
+def drop_tables(dsn: str, *names: str) -> None:
+    """Drop the run's index tables."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in names:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+def _all_jobs(ledger: RedisLedger) -> list[Job]:
+    jobs: list[Job] = []
+    cursor: str | None = None
+    while True:
+        page = ledger.list_jobs(JobFilter(tenant_id=TENANT), cursor=cursor, limit=1000)
+        jobs += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return jobs
+
+
+def _terminal(ledger: RedisLedger, expected: int) -> bool:
+    jobs = _all_jobs(ledger)
+    return len(jobs) >= expected and all(j.status.is_terminal for j in jobs)
+
+
+def _at_stage(ledger: RedisLedger, stage: str) -> bool:
+    return any(
+        j.status is JobStatus.PROCESSING and j.stage == stage and j.attempts >= 1
+        for j in _all_jobs(ledger)
+    )
+
+
+def _send(run: Run, requests: list[Any]) -> None:
+    run.submitted = {r.doc_key: r.source.value for r in requests}
+    with Producer(run.env["KAFKA_BOOTSTRAP_SERVERS"]) as producer:
+        for r in requests:
+            producer.send(run.env["INGEST_RAY_TOPIC_REQUESTS"], r, key=r.doc_key)
+    run.times["submitted_at"] = time.time()
+
+
+def _alive(run: Run, match: Any) -> ActorRow | None:
+    return next((a for a in actors(run.cluster, run.runtime) if a.state == "ALIVE" and match(a)),
+                None)  # fmt: skip
+
+
+def _busy(run: Run, match: Any) -> bool:
+    """Whether the state API shows a stage call running on an actor ``match`` picks."""
+    rows = [a for a in actors(run.cluster, run.runtime) if a.state == "ALIVE" and match(a)]
+    return any(running_calls(run.cluster, a.actor_id) > 0 for a in rows)
+
+
+def _is_mineru(actor: ActorRow) -> bool:
+    return actor.pool == "mineru"
+
+
+def _kill_node_of(run: Run, worker: Worker, what: str, victim: Any, busy: Any) -> None:
+    """Once a stage call runs on an actor ``busy`` picks, kill the raylet of the node that
+    hosts the live actor ``victim`` picks."""
+    wait_for(what, lambda: _alive(run, victim) is not None, 180, worker=worker)
+    wait_for(f"a call running ({what})", lambda: _busy(run, busy), 300, poll_s=0.2,
+             worker=worker)  # fmt: skip
+    for _ in range(10):  # a loaded state API may answer partly: take a whole snapshot
+        run.before_kill = actors(run.cluster, run.runtime)
+        found = next((a for a in run.before_kill if a.state == "ALIVE" and victim(a)), None)
+        if found is not None:
+            break
+    assert found is not None, f"{what} is not in the state API's list"
+    run.victim = found.node
+    run.cluster.kill_raylet(run.victim)
+    run.times["killed_s"] = round(time.time() - run.times["submitted_at"], 1)
+
+
+def _settle(run: Run, ledger: RedisLedger, worker: Worker, expected: int) -> None:
+    wait_for("every job terminal", lambda: _terminal(ledger, expected), 600, worker=worker)
+    run.times["terminal_s"] = round(time.time() - run.times["submitted_at"], 1)
+    run.jobs = [ledger.get(j.job_id) for j in _all_jobs(ledger)]
+    time.sleep(3.0)  # let the Dispatcher flush its gauges and counters to Ray (about 1/s)
+    run.after = actors(run.cluster, run.runtime)
+
+
+def execute(run: Run, ledger: RedisLedger, plan: Plan, worker: Worker, fixtures: Path) -> None:
+    """Run 1: submit, kill the MinerU actor's node mid-call, wait, record."""
+    requests = plan.requests(fixtures)
+    _send(run, requests)
+    wait_for("a scripted MinerU call", lambda: _at_stage(ledger, "mineru_scripted"), 300,
+             worker=worker)  # fmt: skip
+    _kill_node_of(run, worker, "a MinerU actor", _is_mineru, _is_mineru)
+    _settle(run, ledger, worker, len(requests))
+    run.metrics = {
+        name: httpx.get(url, timeout=10).text
+        for name, url in run.cluster.metrics_urls().items()
+        if name not in run.cluster.killed
+    }
+
+
+def execute_control_loss(run: Run, ledger: RedisLedger, count: int, worker: Worker) -> None:
+    """Run 2: scripted ``auto`` jobs; kill the node that hosts the Dispatcher mid-run."""
+    requests = [
+        scripted(f"cl-{i}", "auto_scripted", chunk_scripted=1.0, embed_scripted=0.5)
+        for i in range(count)
+    ]
+    _send(run, requests)
+    wait_for("a chunk call", lambda: _at_stage(ledger, "chunk_scripted"), 300, worker=worker)
+    # every stage actor is owned by the Dispatcher: a call running anywhere is lost with it
+    _kill_node_of(run, worker, "the Dispatcher", lambda a: a.name.endswith("/dispatcher"),
+                  lambda a: a.pool in {"chunk", "embed"})  # fmt: skip
+    _settle(run, ledger, worker, len(requests))
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """The figures of a run, for ``MULTINODE_REPORT``."""
+    lost = [j for j in run.jobs if any(e.data.get("lost") for e in j.history)]
+    placed = Counter(f"{a.pool or a.name.split('/', 1)[1].split('/')[0]}@{a.node}"
+                     for a in {a.name: a for a in [*run.before_kill, *run.after]}.values())  # fmt: skip
+    return {
+        "jobs": len(run.jobs), "by_status": dict(Counter(j.status.value for j in run.jobs)),
+        "by_pipeline": dict(Counter(j.pipeline for j in run.jobs)),
+        "jobs_with_a_lost_try": len(lost), "victim": run.victim, **run.times,
+        "jobs_taken_over_by_recovery": sum(
+            1 for j in run.jobs if any("resumed_attempt" in e.data for e in j.history)),
+        "lost_tries_by_stage": dict(Counter(
+            e.stage for j in lost for e in j.history if e.data.get("lost"))),
+        "actors_by_pool_and_node": dict(sorted(placed.items())),
+        "worker_exit": run.worker_exit,
+    }  # fmt: skip

@@ -1,0 +1,86 @@
+"""Stage pools on a real (local) Ray: an actor that dies while idle is found and replaced
+without a job paying for it, and a pool grows between resizes only up to its target."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+from ingest_ray.config import Settings
+from ingest_ray.events import DocumentSource, SourceKind
+from ingest_ray.runtime.pools import StagePool
+from ingest_ray.simulate.accelerator import FACTORY, accelerator_pool
+from ingest_ray.stages.base import StageInput
+
+NAMESPACE = "ingest-ray-tests"
+
+
+def _item(doc: str) -> StageInput:
+    return StageInput(
+        job_id=doc, tenant_id="t", doc_key=doc, pipeline="simulated", stage="accelerate",
+        attempt=1, source=DocumentSource(kind=SourceKind.TEXT, value=doc),
+    )  # fmt: skip
+
+
+def _pool(max_size: int, concurrency: int) -> StagePool:
+    spec = accelerator_pool(resource=None, max_size=max_size, actor_concurrency=concurrency)
+    return StagePool(
+        spec, {"accelerate": FACTORY}, Settings(sections={"simulate": {"page_s": 0.0}}),
+        runtime=f"pools-{uuid.uuid4().hex[:6]}", namespace=NAMESPACE,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pool_of_one(local_ray: None) -> Iterator[StagePool]:
+    pool = _pool(max_size=2, concurrency=2)
+    yield pool
+    pool.kill_all()
+
+
+def test_pool_replaces_an_actor_that_died_while_idle(pool_of_one: StagePool) -> None:
+    pool = pool_of_one
+    (name,) = pool.stats().actors
+    ref, _ = pool.submit("accelerate", [_item("warm")], 30)
+    ray.get(ref, timeout=120)
+    pool.done(name)
+    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    found: list[str] = []
+    deadline = time.monotonic() + 60
+    while not found and time.monotonic() < deadline:
+        found = pool.probe()
+        time.sleep(0.1)
+    assert found == [name]
+    assert pool.size == 1
+    assert pool.stats().actors != (name,)
+    ref, actor = pool.submit("accelerate", [_item("after")], 30)
+    (result,) = ray.get(ref, timeout=120)
+    assert actor != name
+    assert result.data["pages"] == 1  # type: ignore[union-attr]
+
+
+def test_pool_probe_leaves_live_actors_alone(pool_of_one: StagePool) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert pool_of_one.probe() == []
+        time.sleep(0.1)
+        if all(m.probe is None for m in pool_of_one._members):  # a probe came back
+            break
+    assert pool_of_one.size == 1
+
+
+def test_pool_grows_between_resizes_only_up_to_its_target(local_ray: None) -> None:
+    pool = _pool(max_size=3, concurrency=1)
+    try:
+        refs = [pool.submit("accelerate", [_item(f"d{i}")], 30) for i in range(3)]
+        assert pool.size == 1  # target is still min_size: the calls queue on the one actor
+        assert len(ray.get([r for r, _ in refs], timeout=120)) == 3
+        pool.resize(backlog=10, calls=3, placeable=5)
+        assert pool.size == pool.target == 3
+        pool.resize(backlog=10, calls=3, placeable=0)
+        assert pool.target == 3  # room counts the actors it has
+    finally:
+        pool.kill_all()
