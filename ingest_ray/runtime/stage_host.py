@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ingest_ray.adapters.ratelimit import reserved_tokens
 from ingest_ray.config import Settings
 from ingest_ray.errors import ConfigurationError, IngestError
 from ingest_ray.pipelines.catalog import load_factory
@@ -101,7 +102,8 @@ class StageHost:
     @staticmethod
     async def _one(stage: Stage, item: StageInput) -> list[StageOutput | IngestError]:
         try:
-            return [await stage.run(item)]
+            with reserved_tokens(item.reserved):
+                return [await stage.run(item)]
         except IngestError as exc:
             return [exc]
 
