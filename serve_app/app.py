@@ -23,7 +23,7 @@ from ingest_ray.config import Settings
 from serve_app.context import ApiContext
 from serve_app.errors import EXCEPTION_HANDLERS
 from serve_app.openapi import build_openapi
-from serve_app.routes import events, health, jobs
+from serve_app.routes import events, health, jobs, tenants
 from serve_app.settings import ApiSettings
 
 
@@ -50,6 +50,7 @@ def build_app(settings: Settings | None = None, api: ApiSettings | None = None) 
         *jobs.ROUTES,
         *events.ROUTES,
         *health.ROUTES,
+        *tenants.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Mount("/static", StaticFiles(directory=health.STATIC_DIR, check_dir=False), name="static"),
     ]
