@@ -89,8 +89,9 @@ class AdmissionCore:
         self.catalog = catalog
         self.sources = sources or SourceMap()
         self.gate = SourceGate(self.sources.limit, ttl_s=token_ttl_s)
-        self.default = default or TenantLimits()
-        self.limits: dict[str, TenantLimits] = dict(limits or {})
+        #: whether any tenant has a cap or a quota (if none, picks skip the check)
+        self.capped = False
+        self.set_limits(default or TenantLimits(), limits or {})
         self.size_s_per_mb = size_s_per_mb
         self._tenants: dict[str, _Tenant] = {}
         self._started: set[str] = set()
@@ -107,6 +108,13 @@ class AdmissionCore:
     def set_limits(self, default: TenantLimits, limits: Mapping[str, TenantLimits]) -> None:
         """New limits (read at run time); they apply from the next dispatch."""
         self.default, self.limits = default, dict(limits)
+        #: the smallest weight any tenant has (a turn of deficit round robin earns a tenant
+        #: ``weight / min_weight`` jobs)
+        self.min_weight = min(lim.weight for lim in [default, *self.limits.values()])
+        self.capped = any(
+            lim.max_in_flight is not None or lim.jobs_per_hour is not None
+            for lim in [self.default, *self.limits.values()]
+        )
 
     def limits_of(self, tenant: str) -> TenantLimits:
         """``tenant``'s limits: its own, else the defaults."""
@@ -157,12 +165,17 @@ class AdmissionCore:
 
     def dispatched(self, item: WorkItem, now: float) -> None:
         """A job goes out: a new one starts (in flight, quota); its queue wait is recorded."""
-        state = self._tenant(item.tenant_id, now)
+        state = self._tenants.get(item.tenant_id) or self._tenant(item.tenant_id, now)
         if item.needs_start:
             self._queue_held(item, -1)
             self._start(item, now, quota=True)
-        state.count(state.dispatches, now, 1.0)
-        state.waits.append(max(0.0, now - item.ready_at))
+        second = now - now % 1.0
+        if state.dispatches and state.dispatches[-1][0] == second:
+            state.dispatches[-1][1] += 1
+        else:
+            state.dispatches.append([second, 1.0])
+            state.seen_at = now
+        state.waits.append(now - item.ready_at)
 
     def released(self, item: WorkItem) -> None:
         """A dispatch was not sent and its start not written: the job did not start."""

@@ -1,12 +1,10 @@
 """The Dispatcher's queueing logic, free of Ray, Redis and real time (the clock is injected).
 
-Every job the runtime works on is in exactly one place: a per-stage ready queue (priority +
-aging, fair shares across tenants: ``fair_queue.py``), the timer heap (a delayed retry, or a
-wait for a rate-limit token; it holds no worker), in flight (a leased dispatch to a pool), or
-settling (its outcome is being written to the ledger). Which job goes next is decided with
-:class:`~ingest_ray.runtime.admission_core.AdmissionCore` (tenant caps and quotas, source
-tokens, accelerator slots). :meth:`DispatcherCore.nowhere`
-names held jobs that are in none of them, so the caller's reconciliation can repair them.
+Every job the runtime works on is in exactly one place: a per-stage ready queue
+(``fair_queue.py``), the timer heap (a delayed retry or a wait for a rate-limit token; it holds
+no worker), in flight (a leased dispatch to a pool), or settling (its outcome is being written).
+Who goes next is decided with ``admission_core.py``. :meth:`DispatcherCore.nowhere` names held
+jobs that are in none of them, so the caller's reconciliation can repair them.
 
 It proposes; the caller writes the ledger and then calls :meth:`DispatcherCore.apply` with
 whether the ledger accepted, so the ledger's compare-and-set stays the single source of truth
@@ -215,17 +213,16 @@ class DispatcherCore:
 
     def _take(self, pool: str, stage: str, size: int, now: float) -> Dispatch | None:
         queue, admission = self._ready[stage], self.admission
+        refuses = (lambda t: admission.refuses_new(t, now)) if admission.capped else None
         items: list[WorkItem] = []
-        while len(items) < size:
-            item = queue.pop(now, lambda tenant: admission.refuses_new(tenant, now))
-            if item is None:
-                break
-            when = admission.token_for(item, now)
-            if when is not None:  # no token for its source yet: wait on the timer heap
-                self._push_timer(when, item)
-                continue
-            admission.dispatched(item, now)
-            items.append(item)
+        while len(items) < size and (batch := queue.pop_many(size - len(items), now, refuses)):
+            for item in batch:
+                when = admission.token_for(item, now)
+                if when is not None:  # no token for its source yet: wait on the timer heap
+                    self._push_timer(when, item)
+                    continue
+                admission.dispatched(item, now)
+                items.append(item)
         if not items:
             return None
         spec = self._spec(items[0])
@@ -380,9 +377,11 @@ class DispatcherCore:
         stage = self._spec(item).stage
         queue = self._ready.get(stage)
         if queue is None:
+            admission = self.admission
             queue = self._ready[stage] = FairQueue(
-                self._aging_s, weight=self.admission.weight, key=self.admission.order_key(stage)
-            )
+                self._aging_s, weight=admission.weight, key=admission.order_key(stage),
+                min_weight=lambda: admission.min_weight,
+            )  # fmt: skip
         return queue
 
     def _update_backpressure(self) -> None:

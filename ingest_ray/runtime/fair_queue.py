@@ -2,9 +2,11 @@
 within a level.
 
 Ten priority levels 0..9. The next level is the one whose oldest job has the largest
-``priority + waited / aging_s`` (as ``ready.py``: low priority is never starved). Within a level
+``priority + waited / aging_s``, so low priority is never starved: a priority-2 job that waited
+``7 * aging_s`` competes with a fresh priority-9 one. Within a level
 each tenant has a lane, and tenants take turns by deficit round robin: the tenant at the head of
-the ring earns ``weight / smallest weight in the ring`` credits per turn and spends one per job,
+the ring earns ``weight / smallest weight`` credits per turn (the smallest weight any tenant
+has, ``min_weight``) and spends one per job,
 so tenants with work waiting get dispatches in proportion to their weights, whatever the size of
 their backlogs. A tenant that may not start new jobs now (at its in-flight cap, over its quota)
 is passed over without earning credit, but its jobs that already started (a later stage, a
@@ -26,26 +28,29 @@ from collections.abc import Callable, Iterator
 from ingest_ray.runtime.work import WorkItem
 
 PRIORITIES = 10
-Order = tuple[float, int]
+_FRONT = -math.inf
 Refuses = Callable[[str], bool]
 
 
 class _Fifo:
-    """Jobs in arrival order."""
+    """Jobs in arrival order, as ``(seq, item)``: negative seqs were put back at the front."""
 
     __slots__ = ("_q",)
 
     def __init__(self) -> None:
-        self._q: deque[tuple[Order, WorkItem]] = deque()
+        self._q: deque[tuple[int, WorkItem]] = deque()
 
-    def push(self, order: Order, item: WorkItem) -> None:
-        if order[0] == -math.inf:
-            self._q.appendleft((order, item))
+    def push(self, item: WorkItem, seq: int, key: float) -> None:
+        if seq < 0:
+            self._q.appendleft((seq, item))
         else:
-            self._q.append((order, item))
+            self._q.append((seq, item))
 
-    def head(self) -> tuple[Order, WorkItem] | None:
-        return self._q[0] if self._q else None
+    def rank(self) -> tuple[float, int]:
+        return (0.0, self._q[0][0])
+
+    def first(self) -> WorkItem | None:
+        return self._q[0][1] if self._q else None
 
     def pop(self) -> WorkItem:
         return self._q.popleft()[1]
@@ -65,64 +70,81 @@ class _Fifo:
 
 
 class _Keyed:
-    """Jobs ordered by a key (smallest first), then arrival."""
+    """Jobs ordered by a key (smallest first), then arrival, as ``(key, seq, item)``."""
 
     __slots__ = ("_h",)
 
     def __init__(self) -> None:
-        self._h: list[tuple[Order, WorkItem]] = []
+        self._h: list[tuple[float, int, WorkItem]] = []
 
-    def push(self, order: Order, item: WorkItem) -> None:
-        heapq.heappush(self._h, (order, item))
+    def push(self, item: WorkItem, seq: int, key: float) -> None:
+        heapq.heappush(self._h, (_FRONT if seq < 0 else key, seq, item))
 
-    def head(self) -> tuple[Order, WorkItem] | None:
-        return self._h[0] if self._h else None
+    def rank(self) -> tuple[float, int]:
+        return (self._h[0][0], self._h[0][1])
+
+    def first(self) -> WorkItem | None:
+        return self._h[0][2] if self._h else None
 
     def pop(self) -> WorkItem:
-        return heapq.heappop(self._h)[1]
+        return heapq.heappop(self._h)[2]
 
     def remove(self, job_id: str) -> WorkItem | None:
         for i, entry in enumerate(self._h):
-            if entry[1].job_id == job_id:
+            if entry[2].job_id == job_id:
                 self._h.pop(i)
                 heapq.heapify(self._h)
-                return entry[1]
+                return entry[2]
         return None
 
     def __len__(self) -> int:
         return len(self._h)
 
     def __iter__(self) -> Iterator[WorkItem]:
-        return (item for _, item in self._h)
+        return (entry[2] for entry in self._h)
 
 
 class _Lane:
     """One tenant's jobs at one priority: those already started (never held back) and new ones."""
 
-    __slots__ = ("fresh", "started")
+    __slots__ = ("fresh", "n", "started")
 
     def __init__(self, keyed: bool) -> None:
         self.started: _Fifo | _Keyed = _Keyed() if keyed else _Fifo()
         self.fresh: _Fifo | _Keyed = _Keyed() if keyed else _Fifo()
+        self.n = 0
 
-    def part(self, item: WorkItem) -> _Fifo | _Keyed:
-        return self.fresh if item.needs_start else self.started
+    def push(self, item: WorkItem, seq: int, key: float) -> None:
+        (self.fresh if item.needs_start else self.started).push(item, seq, key)
+        self.n += 1
 
     def has(self, refuse_new: bool) -> bool:
         return bool(self.started) or (not refuse_new and bool(self.fresh))
 
     def pop(self, refuse_new: bool) -> WorkItem:
-        started, fresh = self.started.head(), None if refuse_new else self.fresh.head()
-        if fresh is not None and (started is None or fresh[0] < started[0]):
+        self.n -= 1
+        if not self.started:
             return self.fresh.pop()
-        return self.started.pop()
+        if refuse_new or not self.fresh or self.started.rank() < self.fresh.rank():
+            return self.started.pop()
+        return self.fresh.pop()
+
+    def remove(self, job_id: str) -> WorkItem | None:
+        item = self.fresh.remove(job_id) or self.started.remove(job_id)
+        if item is not None:
+            self.n -= 1
+        return item
 
     def oldest(self) -> float:
-        heads = [h[1].ready_at for h in (self.started.head(), self.fresh.head()) if h is not None]
-        return min(heads)
+        started, fresh = self.started.first(), self.fresh.first()
+        if started is None:
+            return fresh.ready_at if fresh is not None else math.inf
+        if fresh is None:
+            return started.ready_at
+        return min(started.ready_at, fresh.ready_at)
 
     def __len__(self) -> int:
-        return len(self.started) + len(self.fresh)
+        return self.n
 
 
 class _Level:
@@ -137,6 +159,8 @@ class _Level:
         self.size = 0
 
     def oldest(self) -> float:
+        if len(self.ring) == 1:
+            return self.lanes[self.ring[0]].oldest()
         return min(self.lanes[t].oldest() for t in self.ring)
 
     def drop(self, tenant: str) -> None:
@@ -154,15 +178,17 @@ class FairQueue:
         aging_s: float = 30.0,
         *,
         weight: Callable[[str], float] = lambda _: 1.0,
+        min_weight: Callable[[], float] = lambda: 1.0,
         key: Callable[[WorkItem], float] | None = None,
     ) -> None:
         if aging_s <= 0:
             raise ValueError("aging_s must be positive")
         self.aging_s = aging_s
-        self._weight = weight
+        self._weight, self._min_weight = weight, min_weight
         self._key = key
         self._levels = [_Level() for _ in range(PRIORITIES)]
-        self._where: dict[str, tuple[int, str]] = {}
+        self._nonempty: set[int] = set()
+        self._where: dict[str, WorkItem] = {}
         self._back = itertools.count()
         self._front = itertools.count(-1, -1)
 
@@ -170,23 +196,24 @@ class FairQueue:
 
     def push(self, item: WorkItem) -> None:
         """Add an item that became ready at ``item.ready_at``."""
-        key = self._key(item) if self._key is not None else 0.0
-        self._add(item, (key, next(self._back)))
+        self._add(item, next(self._back), self._key(item) if self._key is not None else 0.0)
 
     def push_front(self, item: WorkItem) -> None:
         """Return an item that was popped but could not be dispatched."""
-        self._add(item, (-math.inf, next(self._front)))
+        self._add(item, next(self._front), _FRONT)
 
-    def _add(self, item: WorkItem, order: Order) -> None:
+    def _add(self, item: WorkItem, seq: int, key: float) -> None:
         priority = max(0, min(PRIORITIES - 1, item.priority))
         level = self._levels[priority]
         lane = level.lanes.get(item.tenant_id)
         if lane is None:
             lane = level.lanes[item.tenant_id] = _Lane(self._key is not None)
             level.ring.append(item.tenant_id)
-        lane.part(item).push(order, item)
+        lane.push(item, seq, key)
+        if not level.size:
+            self._nonempty.add(priority)
         level.size += 1
-        self._where[item.job_id] = (priority, item.tenant_id)
+        self._where[item.job_id] = item
 
     def best_score(self, now: float) -> float | None:
         """The best level's score (``priority + waited / aging_s``), ``None`` when empty."""
@@ -196,20 +223,62 @@ class FairQueue:
     def pop(self, now: float, refuses_new: Refuses | None = None) -> WorkItem | None:
         """The most deserving item, or ``None``. ``refuses_new(tenant)`` says a tenant may not
         start new jobs now: its new jobs are passed over (and stay queued)."""
-        ranked = sorted(
-            ((p + (now - lv.oldest()) / self.aging_s, p) for p, lv in self._active()),
-            reverse=True,
-        )
-        for _, priority in ranked:
-            item = self._pop_level(self._levels[priority], refuses_new)
+        if len(self._nonempty) == 1:
+            ranked = list(self._nonempty)
+        else:
+            levels, aging = self._levels, self.aging_s
+            ranked = sorted(
+                self._nonempty, key=lambda p: p + (now - levels[p].oldest()) / aging, reverse=True
+            )
+        for priority in ranked:
+            level = self._levels[priority]
+            item = self._pop_level(level, refuses_new)
             if item is not None:
+                if not level.size:
+                    self._nonempty.discard(priority)
                 del self._where[item.job_id]
                 return item
         return None
 
+    def pop_many(
+        self, count: int, now: float, refuses_new: Refuses | None = None
+    ) -> list[WorkItem]:
+        """Up to ``count`` items, each the one :meth:`pop` would give next (one tenant at one
+        priority, the common case, is taken in one go)."""
+        out: list[WorkItem] = []
+        if len(self._nonempty) == 1:
+            (priority,) = self._nonempty
+            level = self._levels[priority]
+            if len(level.ring) == 1:
+                tenant = level.ring[0]
+                if refuses_new is None or not refuses_new(tenant):
+                    lane = level.lanes[tenant]
+                    while len(out) < count and lane.n:
+                        out.append(lane.pop(False))
+                    level.size -= len(out)
+                    if not lane.n:
+                        level.drop(tenant)
+                        self._nonempty.discard(priority)
+                    for taken in out:
+                        del self._where[taken.job_id]
+                    return out
+        while len(out) < count and (item := self.pop(now, refuses_new)) is not None:
+            out.append(item)
+        return out
+
     def _pop_level(self, level: _Level, refuses_new: Refuses | None) -> WorkItem | None:
         ring = level.ring
-        smallest = min(self._weight(t) for t in ring) if len(ring) > 1 else 1.0
+        if len(ring) == 1:  # one tenant: nothing to share
+            tenant = ring[0]
+            lane = level.lanes[tenant]
+            refuse = refuses_new is not None and refuses_new(tenant)
+            if not lane.has(refuse):
+                return None
+            level.size -= 1
+            item = lane.pop(refuse)
+            if not lane.n:
+                level.drop(tenant)
+            return item
         passed = 0
         while passed < len(ring):
             tenant = ring[0]
@@ -221,11 +290,11 @@ class FairQueue:
                 continue
             credit = level.credit.get(tenant, 0.0)
             if credit < 1.0:  # a new turn: every tenant earns at least one job's credit
-                credit += max(1.0, self._weight(tenant) / smallest) if len(ring) > 1 else 1.0
+                credit += max(1.0, self._weight(tenant) / self._min_weight())
             item = lane.pop(refuse)
             level.size -= 1
             credit -= 1.0
-            if not lane:
+            if not lane.n:
                 level.drop(tenant)
             elif credit < 1.0:
                 level.credit[tenant] = credit
@@ -237,22 +306,25 @@ class FairQueue:
 
     def remove(self, job_id: str) -> WorkItem | None:
         """Take a job out (cancellation); linear in its lane, which is fine for a rare call."""
-        where = self._where.pop(job_id, None)
-        if where is None:
+        held = self._where.pop(job_id, None)
+        if held is None:
             return None
-        level = self._levels[where[0]]
-        lane = level.lanes[where[1]]
-        item = lane.fresh.remove(job_id) or lane.started.remove(job_id)
+        priority = max(0, min(PRIORITIES - 1, held.priority))
+        level = self._levels[priority]
+        lane = level.lanes[held.tenant_id]
+        item = lane.remove(job_id)
         if item is not None:
             level.size -= 1
             if not lane:
-                level.drop(where[1])
+                level.drop(held.tenant_id)
+            if not level.size:
+                self._nonempty.discard(priority)
         return item
 
     # --- reading ----------------------------------------------------------------------------
 
     def _active(self) -> Iterator[tuple[int, _Level]]:
-        return ((p, lv) for p, lv in enumerate(self._levels) if lv.size)
+        return ((p, self._levels[p]) for p in self._nonempty)
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._where

@@ -44,6 +44,7 @@ class SourceMap:
         self, rates: SourceRates | None = None, *, unpaywall: bool = False, core: bool = False
     ) -> None:
         self.rates = rates or SourceRates()
+        self._any = bool(self.rates.named or self.rates.host or self.rates.hosts)
         self._unpaywall = unpaywall
         self._core = core
 
@@ -64,6 +65,8 @@ class SourceMap:
 
     def next_source(self, item: WorkItem, spec: StageSpec) -> str | None:
         """The limited source the next try of ``spec`` calls first, or ``None``."""
+        if not self._any:
+            return None
         source = spec.rate_source or self._builtin(item, spec.stage)
         if source is None or self.rates.spec(source) is None:
             return None
