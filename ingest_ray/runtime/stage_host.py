@@ -90,7 +90,9 @@ class StageHost:
                 coro: Any = self._one(stage, items[0])
             else:
                 coro = stage.run_batch(items)
-            results = await asyncio.wait_for(coro, timeout=timeout_s)
+            # the tokens the Dispatcher took for these tries: the stage's first calls spend them
+            with reserved_tokens(source for item in items for source in item.reserved):
+                results = await asyncio.wait_for(coro, timeout=timeout_s)
         except TimeoutError:
             failure = StageFailure("StageTimeout", f"{name} exceeded {timeout_s:.0f}s", True)
             return [failure] * len(items)
@@ -102,8 +104,7 @@ class StageHost:
     @staticmethod
     async def _one(stage: Stage, item: StageInput) -> list[StageOutput | IngestError]:
         try:
-            with reserved_tokens(item.reserved):
-                return [await stage.run(item)]
+            return [await stage.run(item)]
         except IngestError as exc:
             return [exc]
 
