@@ -47,7 +47,7 @@ class FairnessConfig:
     a_jobs: int = 5000
     b_jobs: int = 100
     b_delay_s: float = 10.0
-    work_s: float = 0.04
+    work_s: float = 0.2
     slots: int = 8
     redis_url: str = "redis://127.0.0.1:6379/0"
     kafka_bootstrap: str = "127.0.0.1:9092"

@@ -83,7 +83,7 @@ def fairness(
     a_jobs: Annotated[int, typer.Option(min=1, help="Tenant A's flood.")] = 5000,
     b_jobs: Annotated[int, typer.Option(min=1, help="Tenant B's jobs.")] = 100,
     b_delay: Annotated[float, typer.Option(help="Seconds between A's and B's submits.")] = 10.0,
-    work_s: Annotated[float, typer.Option(help="Seconds each job works.")] = 0.04,
+    work_s: Annotated[float, typer.Option(help="Seconds each job works.")] = 0.2,
     slots: Annotated[int, typer.Option(min=1, help="Call slots of the pool.")] = 8,
     celery: Annotated[bool, typer.Option(help="Also run Celery with one queue.")] = True,
 ) -> None:
