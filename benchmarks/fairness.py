@@ -6,15 +6,16 @@ keep a backlog; ingest_ray with equal weights and with 1:3, against Celery with 
 
 Tenant A submits ``a_jobs`` at once; ``b_delay_s`` later tenant B submits ``b_jobs``. Every job
 is one no-op stage that works ``work_s`` on a pool of ``slots`` call slots (ingest_ray: one actor;
-Celery: one worker with that many threads). A runs alone before and after the two pairs; their mean throughput is "alone" (a shared machine's
-speed drifts). Reported: B's wait (start - submit) p50/p99 against
-what B's fair share predicts (B's k-th job starts ``k / (mu * share_B)`` after it arrives, ``mu``
-the pool's starts per second while B waited, measured in the same run so that a machine that
-slows down does not count against the scheduler; the prediction at the rate of A alone is
-reported too), and A's throughput against A alone. Also a
-priority run: a priority-9 job handed to the Dispatcher behind ``a_jobs`` priority-0 jobs, and
-how many of those started between its arrival and its own start (one dispatch round = the
-pool's ``slots`` starts).
+Celery: one worker with that many threads). A also runs alone, before and after the two pairs;
+the mean of those two throughputs is "alone" (a shared machine's speed drifts).
+
+Reported: B's wait (start - submit) p50/p99 against what B's fair share predicts (B's k-th job
+starts ``k / (mu * share_B)`` after it arrives, ``mu`` the pool's starts per second while B
+waited, measured in the same run so that a machine that slows down does not count against the
+scheduler; the prediction at the rate of A alone is reported too), and A's throughput against A
+alone. Also a priority run: a priority-9 job handed to the Dispatcher behind ``a_jobs``
+priority-0 jobs, and how many of those started between its arrival and its own start (one
+dispatch round = the pool's ``slots`` starts).
 """
 
 from __future__ import annotations
