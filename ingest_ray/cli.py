@@ -22,6 +22,7 @@ from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
 from ingest_ray.commands.ledger import ledger_migrate, ledger_prune
 from ingest_ray.commands.up import up
+from ingest_ray.commands.tenants import tenant_app
 from ingest_ray.commands.workers import runtime_app, status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError
@@ -49,6 +50,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(tenant_app, name="tenant")
 app.add_typer(bench_app, name="bench")
 register_api_commands(app)
 app.command()(ingest)

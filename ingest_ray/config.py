@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest_ray.constants import TOPIC_DEADLETTER, TOPIC_MAPPING, TOPIC_REQUESTS, TOPIC_RESULTS
+from ingest_ray.tenants import TenantLimits
 
 #: The Apache Kafka release the local stack runs (jars resolved from Maven Central).
 KAFKA_VERSION = "4.1.1"
@@ -125,6 +126,12 @@ class Settings(BaseSettings):
     sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: ``module:function`` called with the Catalog at start-up to register your own stages
     plugins: list[str] = Field(default_factory=list)
+    #: scheduling limits of tenants without limits of their own (``ingest-ray tenant set``
+    #: stores those in Redis), e.g. ``{"weight": 1, "max_in_flight": 500}``
+    tenant_default: TenantLimits = Field(default_factory=TenantLimits)
+    #: limits of named tenants, e.g. ``{"acme": {"weight": 3, "jobs_per_hour": 10000}}``;
+    #: a tenant's record in Redis overrides these
+    tenant_limits: dict[str, TenantLimits] = Field(default_factory=dict)
 
     @property
     def topics(self) -> tuple[str, str, str, str]:

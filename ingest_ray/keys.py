@@ -36,6 +36,16 @@ class RedisKeys:
         """A sorted set of job ids (``all``, ``status:queued``, ``tenant:T``, ...)."""
         return f"{self.prefix}idx:{name}"
 
+    def queued_group(self, tenant_id: str, priority: int) -> str:
+        """Sorted set of the queued jobs of one (tenant, priority), oldest first: the fair
+        backlog index the Dispatcher pulls from (maintained by the create/transition scripts)."""
+        return f"{self.prefix}idx:fair:{tenant_id}|{priority}"
+
+    @property
+    def queued_groups(self) -> str:
+        """Set of the ``tenant|priority`` groups that have queued jobs."""
+        return f"{self.prefix}idx:fair-groups"
+
     @property
     def leases(self) -> str:
         """Processing jobs scored by lease expiry (epoch ms)."""
@@ -61,6 +71,11 @@ class RedisKeys:
         """Hash of the worker processes that use one runtime (name -> joined at)."""
         return f"{self.prefix}dispatch:{runtime}:members"
 
+    def admission(self, runtime: str) -> str:
+        """JSON snapshot of one runtime's admission: tenants' shares, in flight, quota use and
+        waits, and the sources jobs wait for (published by its Dispatcher every second)."""
+        return f"{self.prefix}dispatch:{runtime}:admission"
+
     @property
     def workers(self) -> str:
         """Hash of worker name -> last heartbeat (JSON)."""
@@ -79,6 +94,11 @@ class RedisKeys:
     def api_rate(self, tenant_id: str) -> str:
         """Token bucket of one tenant's API calls."""
         return f"{self.prefix}api:rate:{tenant_id}"
+
+    @property
+    def tenant_limits(self) -> str:
+        """Hash of tenant -> its scheduling limits (JSON), set by ``ingest-ray tenant set``."""
+        return f"{self.prefix}tenants:limits"
 
     def apikey(self, key_id: str) -> str:
         """Hash of one API key record."""

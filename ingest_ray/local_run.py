@@ -30,7 +30,6 @@ from ingest_ray.workers.mapping import MappingWorker
 REPLAY_KEYS = (
     "openalex_base_url", "unpaywall_base_url", "core_base_url", "openalex_mailto",
     "openalex_api_key", "unpaywall_email", "core_api_key", "rate_limit_backend",
-    "backoff_initial_s", "backoff_max_s",
 )  # fmt: skip
 
 

@@ -51,6 +51,31 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_pool_backlog": ("Jobs ready for each pool", ("pool",)),
     "ingest_pool_utilisation": ("Busy share of each pool's call slots", ("pool",)),
     "ingest_outbox_depth": ("Messages recorded in the outbox and not yet published", ()),
+    "ingest_tenant_in_flight": ("Jobs started and not finished, per tenant", ("tenant",)),
+    "ingest_tenant_waiting": (
+        "Jobs held per tenant, waiting for a worker, a retry time or a token",
+        ("tenant",),
+    ),
+    "ingest_tenant_share": ("Tenant's part of the last minute's dispatches", ("tenant",)),
+    "ingest_tenant_fair_share": (
+        "Part of the dispatches the tenant's weight entitles it to",
+        ("tenant",),
+    ),
+    "ingest_tenant_quota_used": ("Jobs the tenant started in the last hour", ("tenant",)),
+    "ingest_tenant_blocked": (
+        "1 while the tenant starts no new job (in-flight cap or hourly quota)",
+        ("tenant",),
+    ),
+    "ingest_tenant_wait_p50_seconds": (
+        "Median wait of the tenant's recent jobs in the ready queues",
+        ("tenant",),
+    ),
+    "ingest_tenant_wait_p99_seconds": (
+        "99th percentile wait of the tenant's recent jobs in the ready queues",
+        ("tenant",),
+    ),
+    "ingest_source_waiting": ("Jobs waiting for a rate-limit token, per source", ("source",)),
+    "ingest_ledger_backlog": ("Queued jobs in the ledger that the Dispatcher does not hold", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_stage_duration_seconds": ("Stage call latency", ("stage",)),

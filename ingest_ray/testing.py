@@ -38,6 +38,7 @@ from ingest_ray.ledger.base import (
     OutboxEntry,
     OutboxMessage,
     Page,
+    QueuedGroup,
     TransitionOutcome,
     TransitionRequest,
 )
@@ -218,6 +219,33 @@ class InMemoryLedger:
             ]
         leased.sort(key=lambda j: (j.lease_expires_at, j.job_id))
         return [j.job_id for j in leased[:limit]]
+
+    def queued_groups(self) -> list[QueuedGroup]:
+        """Queued jobs per (tenant, priority)."""
+        self._check_up()
+        groups: dict[tuple[str, int], list[str]] = {}
+        with self._lock:
+            for row in self._rows.values():
+                if row.job.status is JobStatus.QUEUED:
+                    groups.setdefault((row.job.tenant_id, row.job.priority), []).append(
+                        row.job.job_id
+                    )
+        return [QueuedGroup(t, p, len(ids), min(ids)) for (t, p), ids in sorted(groups.items())]
+
+    def queued_ids(
+        self, tenant_id: str, priority: int, *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Queued ids of one (tenant, priority), oldest first, above ``after``."""
+        self._check_up()
+        with self._lock:
+            ids = sorted(
+                r.job.job_id
+                for r in self._rows.values()
+                if r.job.status is JobStatus.QUEUED
+                and (r.job.tenant_id, r.job.priority) == (tenant_id, priority)
+                and (after is None or r.job.job_id > after)
+            )
+        return ids[:limit]
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after`` among the last ``event_maxlen``."""

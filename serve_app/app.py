@@ -23,7 +23,7 @@ from ingest_ray.config import Settings
 from serve_app.context import ApiContext
 from serve_app.errors import EXCEPTION_HANDLERS
 from serve_app.openapi import build_openapi
-from serve_app.routes import events, health, jobs, ops
+from serve_app.routes import events, health, jobs, ops, tenants
 from serve_app.settings import ApiSettings
 
 
@@ -51,6 +51,7 @@ def build_app(settings: Settings | None = None, api: ApiSettings | None = None) 
         *events.ROUTES,
         *health.ROUTES,
         *ops.ROUTES,
+        *tenants.ROUTES,
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Mount("/static", StaticFiles(directory=health.STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -34,6 +34,7 @@ from serve_app.schemas import (
     SubmitBatch,
     SubmitItem,
     SubmitResponse,
+    TenantView,
     UploadForm,
 )
 
@@ -48,6 +49,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (JobDetail, "serialization"),
     (ControlResponse, "serialization"),
     (Stats, "serialization"),
+    (TenantView, "serialization"),
     (Health, "serialization"),
     (Readiness, "serialization"),
     (ErrorBody, "serialization"),
@@ -186,6 +188,16 @@ def _jobs_paths(components: dict[str, Any]) -> dict[str, Any]:
                 "operationId": "getStats",
                 "responses": {
                     "200": _ok("Counts and throughput", "Stats"),
+                    **_errors(*_AUTH_ERRORS),
+                },
+            }
+        },
+        "/tenants": {
+            "get": {
+                "summary": "The tenant's limits, share, jobs in flight, quota use and waits",
+                "operationId": "getTenant",
+                "responses": {
+                    "200": _ok("The tenant in the scheduler", "TenantView"),
                     **_errors(*_AUTH_ERRORS),
                 },
             }

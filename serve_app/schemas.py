@@ -15,6 +15,7 @@ from ingest_ray.documents import document_label, document_title
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.ledger.base import Job, JobError, JobEvent
 from ingest_ray.states import JobStatus
+from ingest_ray.tenants import SourceStats, TenantLimits, TenantStats
 
 MAX_ITEMS = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,6 +140,15 @@ class JobSummary(_Out):
         return cls.model_validate(_fields(job, cls))
 
 
+class AdmissionNote(_Out):
+    """Why a job that could run now is waiting: its tenant is at its in-flight cap or over its
+    hourly quota, or the source its next step calls has no rate-limit token yet. Such a job
+    stays queued; it is never dropped."""
+
+    waiting: bool
+    reason: str | None
+
+
 class JobDetail(JobSummary):
     """The full job: summary plus metadata, stage outputs and the event history."""
 
@@ -146,6 +156,7 @@ class JobDetail(JobSummary):
     metadata: dict[str, Any]
     outputs: dict[str, dict[str, Any]]
     history: list[JobEvent]
+    admission: AdmissionNote | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobDetail:
@@ -187,6 +198,24 @@ class Stats(_Out):
 
     counts: dict[str, int]
     throughput_per_min: float
+
+
+class TenantView(_Out):
+    """The caller's tenant in the scheduler: its limits, its share of the dispatches against
+    what its weight entitles it to, jobs in flight and waiting, quota use and queue waits.
+    Other tenants are counted, never named."""
+
+    tenant_id: str
+    runtime: str
+    #: when the Dispatcher published these figures (epoch seconds; None: no Dispatcher seen)
+    updated_at: float | None
+    limits: TenantLimits
+    #: None while the Dispatcher has no recent job of this tenant
+    stats: TenantStats | None
+    active_tenants: int
+    #: rate-limited sources jobs wait for (publisher hosts summed as ``host:*``)
+    sources: list[SourceStats]
+    backlog: int
 
 
 class Health(_Out):

@@ -1,7 +1,9 @@
 """The open-access chain: OpenAlex locations, then Unpaywall, then CORE, until a PDF downloads.
 
 Candidates are tried in that order through the fetcher (which validates that the bytes are a
-PDF and stores them); the first success wins. Every lookup and download is recorded as an
+PDF and stores them); the first success wins. Each download first takes a token of its host
+(``host:{name}``) from the limiter, which never waits: a host without a token is recorded as a
+retryable step and the chain moves on. Every lookup and download is recorded as an
 :class:`~ingest_ray.adapters.candidates.Attempt`, so a job shows which source supplied its PDF
 and why the others were skipped. The chain decides nothing about retries: it reports the
 retryable failures it met and the stage turns them into an outcome.
@@ -15,6 +17,7 @@ from typing import Protocol
 
 from ingest_ray.adapters.candidates import Attempt, PdfCandidate
 from ingest_ray.adapters.core import CoreClient
+from ingest_ray.adapters.ratelimit import NullRateLimiter, RateLimiter, host_source
 from ingest_ray.adapters.settings import CORE, OPENALEX, UNPAYWALL
 from ingest_ray.adapters.unpaywall import UnpaywallClient
 from ingest_ray.errors import IngestError, RetryableError
@@ -98,8 +101,10 @@ class OpenAccessChain:
         unpaywall: UnpaywallClient | None = None,
         core: CoreClient | None = None,
         max_per_source: int = 4,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._fetcher = fetcher
+        self._limiter: RateLimiter = limiter or NullRateLimiter()
         self._unpaywall = unpaywall
         self._core = core
         self._max = max_per_source
@@ -151,6 +156,13 @@ class OpenAccessChain:
             result.record(source, None, "no open-access PDF URL")
         return candidates
 
+    async def download(self, url: str) -> FetchedPdfLike:
+        """One download: a token of the URL's host, then the fetcher."""
+        source = host_source(url)
+        if source is not None:
+            await self._limiter.acquire(source)
+        return await self._fetcher.fetch_pdf(url)
+
     async def _try_all(
         self, result: ChainResult, tried: set[str], candidates: list[PdfCandidate]
     ) -> bool:
@@ -160,7 +172,7 @@ class OpenAccessChain:
                 continue
             tried.add(candidate.url)
             try:
-                pdf = await self._fetcher.fetch_pdf(candidate.url)
+                pdf = await self.download(candidate.url)
             except IngestError as exc:
                 result.failed(candidate.source, candidate.url, exc)
                 continue

@@ -15,7 +15,7 @@ from pydantic import Field
 from ingest_ray.adapters.candidates import PdfCandidate, dedupe
 from ingest_ray.adapters.doi import bare_doi, looks_like_doi
 from ingest_ray.adapters.errors import InvalidIdentifierError
-from ingest_ray.adapters.http import ApiClient, Sleep, parse_model
+from ingest_ray.adapters.http import ApiClient, parse_model
 from ingest_ray.adapters.ratelimit import RateLimiter
 from ingest_ray.adapters.schema import ApiModel, NullableList
 from ingest_ray.adapters.settings import CORE, AdapterSettings
@@ -74,7 +74,6 @@ class CoreClient(ApiClient):
         *,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
     ) -> None:
         if not settings.core_api_key:
             raise ConfigurationError("CORE requires an API key: set INGEST_RAY_CORE_API_KEY")
@@ -84,7 +83,6 @@ class CoreClient(ApiClient):
             limiter=limiter,
             headers={"Authorization": f"Bearer {settings.core_api_key}"},
             transport=transport,
-            sleep=sleep,
         )
 
     async def search_doi(self, doi: str, *, limit: int = 5) -> list[CoreWork]:

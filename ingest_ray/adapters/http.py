@@ -1,21 +1,22 @@
 """Shared HTTP plumbing of the adapters: one ``httpx.AsyncClient`` per client instance, the
-source's rate limit before every request, tenacity retries with exponential backoff and jitter,
-``Retry-After`` honoured, and HTTP outcomes mapped onto typed retryable/permanent errors.
+source's rate limit before every request, and HTTP outcomes mapped onto typed errors.
+
+One request per call, never a retry inside it: a 429 or 503 (with the server's ``Retry-After``),
+a 5xx, a timeout or a connection error becomes a retryable error carrying ``retry_after`` and
+goes back to the runtime, whose retry waits in the Dispatcher's timer heap (``retry.py`` is the
+one backoff formula), so a stage never sleeps on its worker.
 """
 
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_base
 
 from ingest_ray.adapters.errors import (
     UpstreamNotFoundError,
@@ -28,7 +29,6 @@ from ingest_ray.adapters.ratelimit import NullRateLimiter, RateLimiter
 from ingest_ray.adapters.settings import AdapterSettings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Sleep = Callable[[float], Awaitable[None]]
 
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 
@@ -92,25 +92,8 @@ def raise_for_status(
     raise UpstreamRejectedError(text, source=source, status=status)
 
 
-class _RetryWait(wait_base):
-    """The server's ``Retry-After`` when it sent one, else exponential backoff with jitter:
-    ``min(max, initial * 2**(n-1) + uniform(0, initial))`` before retry ``n``."""
-
-    def __init__(self, settings: AdapterSettings) -> None:
-        self._initial = settings.backoff_initial_s
-        self._max = settings.backoff_max_s
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, UpstreamUnavailableError) and exc.retry_after is not None:
-            return exc.retry_after
-        exponent = min(retry_state.attempt_number - 1, 32)
-        jitter = random.uniform(0, self._initial)  # noqa: S311 - jitter, not crypto
-        return min(self._max, self._initial * 2.0**exponent + jitter)
-
-
 class ApiClient:
-    """Base of the OpenAlex, Unpaywall and CORE clients: GET JSON, limited and retried."""
+    """Base of the OpenAlex, Unpaywall and CORE clients: GET JSON, one limited request."""
 
     source: ClassVar[str] = "api"
 
@@ -122,11 +105,9 @@ class ApiClient:
         limiter: RateLimiter | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
         self._limiter: RateLimiter = limiter or NullRateLimiter()
-        self._sleep = sleep
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=settings.http_timeout_s,
@@ -137,21 +118,6 @@ class ApiClient:
             },
             transport=transport,
             follow_redirects=True,
-        )
-
-    def _should_retry(self, exc: BaseException) -> bool:
-        if not isinstance(exc, UpstreamUnavailableError):
-            return False
-        return exc.retry_after is None or exc.retry_after <= self.settings.max_inline_retry_after_s
-
-    def _retrying(self) -> AsyncRetrying:
-        kwargs: dict[str, Any] = {} if self._sleep is None else {"sleep": self._sleep}
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.settings.max_retries + 1),
-            wait=_RetryWait(self.settings),
-            retry=retry_if_exception(self._should_retry),
-            reraise=True,
-            **kwargs,
         )
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> httpx.Response:
@@ -175,19 +141,16 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         not_found: type[UpstreamNotFoundError] = UpstreamNotFoundError,
     ) -> Any:
-        """GET ``path`` (already percent-encoded) and decode its JSON body, with retries."""
-        async for attempt in self._retrying():
-            with attempt:
-                response = await self._get_once(path, params or {})
-                raise_for_status(response, source=self.source, not_found=not_found)
-                try:
-                    return json.loads(response.content)
-                except ValueError as exc:
-                    raise UpstreamResponseError(
-                        f"{self.source}: GET {path} returned a body that is not JSON",
-                        source=self.source,
-                    ) from exc
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        """GET ``path`` (already percent-encoded) once and decode its JSON body; a refusal or
+        an outage raises a typed error (retryable ones carry the server's ``retry_after``)."""
+        response = await self._get_once(path, params or {})
+        raise_for_status(response, source=self.source, not_found=not_found)
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise UpstreamResponseError(
+                f"{self.source}: GET {path} returned a body that is not JSON", source=self.source
+            ) from exc
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

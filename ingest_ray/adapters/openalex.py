@@ -14,7 +14,7 @@ from pydantic import Field
 from ingest_ray.adapters.candidates import PdfCandidate, dedupe
 from ingest_ray.adapters.doi import bare_doi, doi_path, looks_like_doi, openalex_work_id
 from ingest_ray.adapters.errors import InvalidIdentifierError, WorkNotFoundError
-from ingest_ray.adapters.http import ApiClient, Sleep, parse_model
+from ingest_ray.adapters.http import ApiClient, parse_model
 from ingest_ray.adapters.ratelimit import RateLimiter
 from ingest_ray.adapters.schema import ApiModel, NullableList
 from ingest_ray.adapters.settings import OPENALEX, AdapterSettings
@@ -170,14 +170,12 @@ class OpenAlexClient(ApiClient):
         *,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
     ) -> None:
         super().__init__(
             settings,
             base_url=settings.openalex_base_url,
             limiter=limiter,
             transport=transport,
-            sleep=sleep,
         )
 
     def _params(self) -> dict[str, str]:

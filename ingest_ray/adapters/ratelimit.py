@@ -1,20 +1,30 @@
-"""Per-source rate limits: a token bucket in Redis shared by every actor, or one per process.
+"""Per-source rate limits: token buckets in Redis shared by every process, or one per process.
+
+Nothing here waits. The Dispatcher takes the token a job's next call needs *before* it
+dispatches the job (:meth:`TokenBank.take_many`, one round trip for every source of a dispatch
+round; a job without a token waits in the Dispatcher's timer heap, holding no worker) and hands
+the stage what it took (``StageInput.reserved``, made current by :func:`reserved_tokens`). A
+stage's further calls take a token from the same bucket or raise :class:`RateLimitWaitError`
+with ``retry_after`` at once, and the job is retried by the runtime.
 
 The Redis bucket lives at ``{prefix}ratelimit:{source}`` (a hash of ``tokens`` and ``ts``) and is
 refilled and spent by one Lua script using the server's clock, so any number of limiter
 instances on any number of machines together stay within a source's rate: in any window of
-``T`` seconds at most ``burst + rate * T`` requests are granted.
+``T`` seconds at most ``burst + rate * T`` tokens are granted. Publisher hosts of PDF downloads
+are sources named ``host:{hostname}`` (:func:`host_source`).
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import random
+import contextvars
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Protocol, cast, runtime_checkable
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,11 +32,16 @@ from redis.exceptions import RedisError
 from ingest_ray.adapters.errors import RateLimitWaitError
 from ingest_ray.adapters.settings import AdapterSettings
 from ingest_ray.errors import ServiceUnavailableError
+from ingest_ray.keys import RedisKeys
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity). Returns {granted, wait_us, now_us}.
-_BUCKET_SCRIPT = """
+HOST_PREFIX = "host:"
+
+# KEYS[1] bucket; ARGV rate (tokens/s), burst (capacity), wanted. Returns
+# {granted, wait_us (until the next token, 0 when all were granted), now_us}.
+_TAKE_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -40,12 +55,10 @@ if now > ts then
   tokens = math.min(burst, tokens + (now - ts) * rate / 1000000)
   ts = now
 end
-local granted = 0
+local granted = math.min(wanted, math.floor(tokens))
+tokens = tokens - granted
 local wait_us = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  granted = 1
-else
+if granted < wanted then
   wait_us = math.ceil((1 - tokens) * 1000000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.9f', tokens),
@@ -65,19 +78,104 @@ class RateSpec:
 
 @dataclass(frozen=True, slots=True)
 class TokenDecision:
-    """One try at taking a token: granted or not, how long to wait, and the clock used."""
+    """One try at taking a token: granted or not, how long until one is free, the clock used."""
 
     granted: bool
     wait_s: float
     at_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Tokens of one source taken in one go: how many, and (when fewer than asked) how long
+    until the bucket has the next one; ``at_s`` is the bucket's clock (Redis: the server's)."""
+
+    granted: int
+    wait_s: float
+    at_s: float = field(default=0.0, compare=False)
+
+
+def host_source(url: str | None) -> str | None:
+    """The rate-limit source of a download: ``host:{hostname}`` (``None`` without a host)."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return f"{HOST_PREFIX}{host.lower()}" if host else None
+
+
+@dataclass(frozen=True)
+class SourceRates:
+    """The budget of every source: named ones, and publisher hosts (a default and overrides)."""
+
+    named: Mapping[str, RateSpec] = field(default_factory=dict)
+    host: RateSpec | None = None
+    hosts: Mapping[str, RateSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: AdapterSettings) -> SourceRates:
+        """The budgets ``settings`` give (none at all with ``rate_limit_backend="none"``)."""
+        if settings.rate_limit_backend == "none":
+            return cls()
+        burst = settings.rate_limit_burst
+        return cls(
+            named={s: RateSpec(r, burst) for s, r in settings.rates().items()},
+            host=RateSpec(settings.host_rate_per_s, burst),
+            hosts={h.lower(): RateSpec(r, burst) for h, r in settings.host_rates.items()},
+        )
+
+    def spec(self, source: str) -> RateSpec | None:
+        """The budget of ``source``, ``None`` when it is not limited."""
+        if source.startswith(HOST_PREFIX):
+            return self.hosts.get(source[len(HOST_PREFIX) :], self.host)
+        return self.named.get(source)
+
+
+def _rates(specs: Mapping[str, RateSpec] | SourceRates) -> SourceRates:
+    return specs if isinstance(specs, SourceRates) else SourceRates(named=dict(specs))
+
+
+# --- tokens the Dispatcher took for this try ---------------------------------------------------
+
+_RESERVED: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "ingest_ray_reserved_tokens", default=None
+)
+
+
+@contextmanager
+def reserved_tokens(sources: Iterable[str]) -> Iterator[None]:
+    """Make the tokens the Dispatcher took for this try current: the first :meth:`acquire` of
+    each source spends one of them instead of asking the bucket again."""
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    token = _RESERVED.set(counts)
+    try:
+        yield
+    finally:
+        _RESERVED.reset(token)
+
+
+def _spend_reserved(source: str) -> bool:
+    counts = _RESERVED.get()
+    if not counts or counts.get(source, 0) <= 0:
+        return False
+    counts[source] -= 1
+    return True
+
+
+# --- the limiters -------------------------------------------------------------------------------
+
+
 @runtime_checkable
 class RateLimiter(Protocol):
-    """Waits until the named source may be called once more."""
+    """What the HTTP clients use: a token now, or an error that says how long to wait."""
 
     async def acquire(self, source: str) -> None:
-        """Return when a request to ``source`` is allowed; may raise ``RateLimitWaitError``."""
+        """Return when ``source`` may be called now; raise :class:`RateLimitWaitError` (with
+        ``retry_after``) when it may not. Never waits."""
         ...
 
     async def aclose(self) -> None:
@@ -85,82 +183,95 @@ class RateLimiter(Protocol):
         ...
 
 
-Sleep = Callable[[float], Awaitable[None]]
+class TokenBank(Protocol):
+    """What the Dispatcher uses: many sources' tokens in one round trip."""
+
+    rates: SourceRates
+
+    async def take_many(self, wants: Mapping[str, int]) -> dict[str, Grant]:
+        """Take up to ``wants[source]`` tokens of each source (limited sources only)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
 
 
-class _BucketLimiter(abc.ABC):
-    """Shared loop: try for a token, sleep the advised time (plus jitter), give up after a cap."""
+class _Buckets(abc.ABC):
+    """Shared: reservations first, then one non-blocking try at the bucket."""
 
-    def __init__(self, specs: Mapping[str, RateSpec], *, max_wait_s: float, sleep: Sleep) -> None:
-        self._specs = dict(specs)
-        self._max_wait_s = max_wait_s
-        self._sleep = sleep
+    def __init__(self, specs: Mapping[str, RateSpec] | SourceRates) -> None:
+        self.rates = _rates(specs)
 
     @abc.abstractmethod
+    async def take_many(self, wants: Mapping[str, int]) -> dict[str, Grant]:
+        """Take up to ``wants[source]`` tokens of each limited source."""
+
     async def try_acquire(self, source: str) -> TokenDecision:
-        """Take a token for ``source`` if one is free, without waiting."""
+        """Take one token of ``source`` if one is free, without waiting."""
+        grant = (await self.take_many({source: 1})).get(source, Grant(1, 0.0, time.time()))
+        return TokenDecision(grant.granted > 0, grant.wait_s, grant.at_s)
 
     async def acquire(self, source: str) -> None:
-        """Wait until ``source`` has a free token (unknown sources are not limited)."""
-        if source in self._specs:
-            await self.acquire_token(source)
-
-    async def acquire_token(self, source: str) -> TokenDecision:
-        """Wait for a token of a limited ``source``; return the granting decision."""
-        waited = 0.0
-        while True:
-            decision = await self.try_acquire(source)
-            if decision.granted:
-                return decision
-            delay = decision.wait_s * (1.0 + random.random() * 0.1)  # noqa: S311 - jitter only
-            if waited + delay > self._max_wait_s:
-                raise RateLimitWaitError(
-                    f"no {source} rate-limit token within {self._max_wait_s:.0f}s",
-                    retry_after=decision.wait_s,
-                )
-            await self._sleep(delay)
-            waited += delay
+        """A reserved token, a free one, or :class:`RateLimitWaitError` (unknown sources are
+        not limited)."""
+        if _spend_reserved(source) or self.rates.spec(source) is None:
+            return
+        decision = await self.try_acquire(source)
+        if not decision.granted:
+            raise RateLimitWaitError(
+                f"no {source} rate-limit token free (next in {decision.wait_s:.2f}s)",
+                retry_after=decision.wait_s,
+            )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Nothing to release by default."""
 
 
-class RedisRateLimiter(_BucketLimiter):
+class RedisRateLimiter(_Buckets):
     """The cluster-wide limiter: one Redis token bucket per source."""
 
     def __init__(
         self,
         redis_url: str,
-        specs: Mapping[str, RateSpec],
+        specs: Mapping[str, RateSpec] | SourceRates,
         *,
         prefix: str = "ir:",
-        max_wait_s: float = 60.0,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        super().__init__(specs, max_wait_s=max_wait_s, sleep=sleep)
+        super().__init__(specs)
         self._redis_url = redis_url
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._client: aioredis.Redis | None = None
         self._script: object | None = None
 
     def key(self, source: str) -> str:
         """The Redis key of ``source``'s bucket."""
-        return f"{self._prefix}ratelimit:{source}"
+        return self._keys.source_rate(source)
 
-    async def try_acquire(self, source: str) -> TokenDecision:
-        """Run the token-bucket script once for ``source``."""
-        spec = self._specs[source]
+    async def take_many(self, wants: Mapping[str, int]) -> dict[str, Grant]:
+        """Run the bucket script once per limited source, all in one pipelined round trip."""
+        asks = [(s, n, spec) for s, n in wants.items() if n > 0 and (spec := self.rates.spec(s))]
+        if not asks:
+            return {}
         if self._client is None:
             self._client = aioredis.Redis.from_url(self._redis_url)
-            self._script = self._client.register_script(_BUCKET_SCRIPT)
+            self._script = self._client.register_script(_TAKE_SCRIPT)
         script = cast("Callable[..., Awaitable[list[int]]]", self._script)
         try:
-            granted, wait_us, now_us = await script(
-                keys=[self.key(source)], args=[repr(spec.rate), repr(spec.burst)]
-            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for source, n, spec in asks:
+                    await script(
+                        keys=[self.key(source)],
+                        args=[repr(spec.rate), repr(spec.burst), n],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
         except RedisError as exc:
             raise ServiceUnavailableError(f"rate limiter: Redis failed: {exc}") from exc
-        return TokenDecision(bool(granted), int(wait_us) / 1e6, int(now_us) / 1e6)
+        return {
+            source: Grant(int(reply[0]), int(reply[1]) / 1e6, int(reply[2]) / 1e6)
+            for (source, _, _), reply in zip(asks, replies, strict=True)
+        }
 
     async def aclose(self) -> None:
         """Close the Redis connection pool."""
@@ -169,57 +280,60 @@ class RedisRateLimiter(_BucketLimiter):
             self._client = None
 
 
-class LocalRateLimiter(_BucketLimiter):
-    """The same token bucket in process memory (one process only; tests, single-node runs)."""
+class LocalRateLimiter(_Buckets):
+    """The same token buckets in process memory (one process only; tests, single-node runs)."""
 
     def __init__(
         self,
-        specs: Mapping[str, RateSpec],
+        specs: Mapping[str, RateSpec] | SourceRates,
         *,
-        max_wait_s: float = 60.0,
-        sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(specs, max_wait_s=max_wait_s, sleep=sleep)
+        super().__init__(specs)
         self._clock = clock
         self._state: dict[str, tuple[float, float]] = {}
 
-    async def try_acquire(self, source: str) -> TokenDecision:
-        """Refill from the elapsed time, then spend one token if there is one."""
-        spec = self._specs[source]
+    async def take_many(self, wants: Mapping[str, int]) -> dict[str, Grant]:
+        """Refill each bucket from the elapsed time, then spend what it has, up to the ask."""
+        out: dict[str, Grant] = {}
         now = self._clock()
-        tokens, ts = self._state.get(source, (spec.burst, now))
-        tokens = min(spec.burst, tokens + max(0.0, now - ts) * spec.rate)
-        if tokens >= 1.0:
-            self._state[source] = (tokens - 1.0, now)
-            return TokenDecision(True, 0.0, now)
-        self._state[source] = (tokens, now)
-        return TokenDecision(False, (1.0 - tokens) / spec.rate, now)
+        for source, n in wants.items():
+            spec = self.rates.spec(source)
+            if spec is None or n <= 0:
+                continue
+            tokens, ts = self._state.get(source, (spec.burst, now))
+            tokens = min(spec.burst, tokens + max(0.0, now - ts) * spec.rate)
+            granted = min(n, math.floor(tokens + 1e-9))
+            tokens -= granted
+            self._state[source] = (tokens, now)
+            wait = 0.0 if granted == n else max(0.0, 1.0 - tokens) / spec.rate
+            out[source] = Grant(granted, wait, now)
+        return out
 
 
 class NullRateLimiter:
     """No limits at all (replay servers, tests)."""
 
+    rates = SourceRates()
+
     async def acquire(self, source: str) -> None:
         """Always allowed."""
+
+    async def take_many(self, wants: Mapping[str, int]) -> dict[str, Grant]:
+        """Nothing is limited, so nothing is taken."""
+        return {}
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
 
-def rate_limiter_from_settings(settings: AdapterSettings) -> RateLimiter:
-    """The limiter the settings ask for; nothing connects until the first ``acquire``."""
-    specs = {
-        source: RateSpec(rate, settings.rate_limit_burst)
-        for source, rate in settings.rates().items()
-    }
+def rate_limiter_from_settings(
+    settings: AdapterSettings,
+) -> RedisRateLimiter | LocalRateLimiter | NullRateLimiter:
+    """The limiter the settings ask for; nothing connects until it is first used."""
+    rates = SourceRates.from_settings(settings)
     if settings.rate_limit_backend == "redis":
-        return RedisRateLimiter(
-            settings.redis_url,
-            specs,
-            prefix=settings.redis_prefix,
-            max_wait_s=settings.rate_limit_max_wait_s,
-        )
+        return RedisRateLimiter(settings.redis_url, rates, prefix=settings.redis_prefix)
     if settings.rate_limit_backend == "local":
-        return LocalRateLimiter(specs, max_wait_s=settings.rate_limit_max_wait_s)
+        return LocalRateLimiter(rates)
     return NullRateLimiter()

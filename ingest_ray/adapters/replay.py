@@ -276,8 +276,6 @@ def adapter_settings_for(base_url: str, **overrides: Any) -> AdapterSettings:
         "unpaywall_email": REPLAY_EMAIL,
         "core_api_key": "replay",
         "rate_limit_backend": "none",
-        "backoff_initial_s": 0.05,
-        "backoff_max_s": 1.0,
     }
     values.update(overrides)
     return AdapterSettings(**values)

@@ -42,24 +42,23 @@ class AdapterSettings(BaseSettings):
     core_api_key: str | None = None
 
     http_timeout_s: float = Field(default=20.0, gt=0)
-    #: retries after the first try, for timeouts, connection errors, 5xx and 429
-    max_retries: int = Field(default=4, ge=0)
-    backoff_initial_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=30.0, ge=0)
-    #: a Retry-After longer than this is not slept inline: the error goes to the runtime,
-    #: whose delayed retry does not block a worker
-    max_inline_retry_after_s: float = Field(default=30.0, ge=0)
     user_agent: str = "ingest-ray/0.1 (+https://github.com/ingest-ray/ingest_ray)"
 
-    #: ``redis`` shares each source's budget cluster-wide; ``local`` only per process
+    #: ``redis`` shares each source's budget cluster-wide; ``local`` only per process. Nothing
+    #: waits for a token: the Dispatcher takes one before it dispatches a job (the job waits in
+    #: its timer heap), and a stage's further calls take one or give the job back at once
     rate_limit_backend: Literal["redis", "local", "none"] = "redis"
     openalex_rate_per_s: float = Field(default=8.0, gt=0)
     unpaywall_rate_per_s: float = Field(default=8.0, gt=0)
     #: CORE's registered tier allows about 25 requests a minute
     core_rate_per_s: float = Field(default=0.4, gt=0)
+    #: every publisher host a PDF is downloaded from (source ``host:{name}``), unless
+    #: ``host_rates`` names it
+    host_rate_per_s: float = Field(default=2.0, gt=0)
+    host_rates: dict[str, float] = Field(default_factory=dict)
+    #: more named sources, for stages of your own that declare ``StageSpec.rate_source``
+    source_rates: dict[str, float] = Field(default_factory=dict)
     rate_limit_burst: float = Field(default=1.0, ge=1)
-    #: how long ``acquire`` may wait for a token before giving the job back to the runtime
-    rate_limit_max_wait_s: float = Field(default=60.0, gt=0)
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("INGEST_RAY_REDIS_URL", "REDIS_URL", "redis_url"),
@@ -70,8 +69,9 @@ class AdapterSettings(BaseSettings):
     max_candidates_per_source: int = Field(default=4, ge=1)
 
     def rates(self) -> dict[str, float]:
-        """Requests per second allowed for each source."""
+        """Requests per second allowed for each named source (hosts aside)."""
         return {
+            **self.source_rates,
             OPENALEX: self.openalex_rate_per_s,
             UNPAYWALL: self.unpaywall_rate_per_s,
             CORE: self.core_rate_per_s,

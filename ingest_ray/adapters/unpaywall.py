@@ -13,7 +13,7 @@ from pydantic import Field
 from ingest_ray.adapters.candidates import PdfCandidate, dedupe
 from ingest_ray.adapters.doi import doi_path, looks_like_doi
 from ingest_ray.adapters.errors import InvalidIdentifierError, UpstreamNotFoundError
-from ingest_ray.adapters.http import ApiClient, Sleep, parse_model
+from ingest_ray.adapters.http import ApiClient, parse_model
 from ingest_ray.adapters.ratelimit import RateLimiter
 from ingest_ray.adapters.schema import ApiModel, NullableList
 from ingest_ray.adapters.settings import UNPAYWALL, AdapterSettings
@@ -62,7 +62,6 @@ class UnpaywallClient(ApiClient):
         *,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
     ) -> None:
         if not settings.unpaywall_email:
             raise ConfigurationError(
@@ -74,7 +73,6 @@ class UnpaywallClient(ApiClient):
             base_url=settings.unpaywall_base_url,
             limiter=limiter,
             transport=transport,
-            sleep=sleep,
         )
 
     async def lookup(self, doi: str) -> UnpaywallRecord | None:

@@ -248,11 +248,14 @@ def job(
 ) -> None:
     """Show one job and its history."""
     with _Session(url, key) as api:
-        found = api.get_job(job_id)
+        found, waiting = api.get_job_detail(job_id)
     if as_json:
-        console.print_json(found.model_dump_json())
+        console.print_json(json.dumps({**found.model_dump(mode="json"),
+                                       "admission": {"reason": waiting}}))  # fmt: skip
         return
     console.print(jobs_table([found], verbose=verbose))
+    if waiting:
+        console.print(f"[yellow]waiting:[/] {waiting}")
     table = Table("seq", "at", "kind", "status", "stage", "try", "note")
     for e in found.history:
         note = e.error.message if e.error else json.dumps(e.data) if e.data else ""

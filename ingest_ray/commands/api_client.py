@@ -160,7 +160,14 @@ class JobApi:
 
     def get_job(self, job_id: str) -> Job:
         """``GET /jobs/{id}``: the job with its history."""
-        return Job.model_validate(self._call("GET", f"/jobs/{job_id}"))
+        return self.get_job_detail(job_id)[0]
+
+    def get_job_detail(self, job_id: str) -> tuple[Job, str | None]:
+        """``GET /jobs/{id}``: the job, and why it is waiting when its tenant may not start
+        it now or its source has no token (``admission.reason``)."""
+        reply = self._call("GET", f"/jobs/{job_id}")
+        admission = reply.get("admission") or {}
+        return Job.model_validate(reply), admission.get("reason")
 
     def control(self, job_id: str, action: str) -> tuple[Job, bool]:
         """``POST /jobs/{id}/cancel`` or ``/retry``: the job after the call and whether it moved."""

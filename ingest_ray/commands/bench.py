@@ -235,3 +235,35 @@ def accel(
 
         write_json(doc, json_path)
         console.print(f"wrote {json_path}")
+
+
+@bench_app.command("fairness")
+def fairness(
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    a_jobs: Annotated[int, typer.Option(min=1, help="Tenant A's flood.")] = 5000,
+    b_jobs: Annotated[int, typer.Option(min=1, help="Tenant B's jobs.")] = 100,
+    b_delay: Annotated[float, typer.Option(help="Seconds between A's and B's submits.")] = 10.0,
+    work_s: Annotated[float, typer.Option(help="Seconds each job works.")] = 0.2,
+    slots: Annotated[int, typer.Option(min=1, help="Call slots of the pool.")] = 8,
+    celery: Annotated[bool, typer.Option(help="Also run Celery with one queue.")] = True,
+) -> None:
+    """Tenant A floods, tenant B arrives later: B's waits and A's throughput, fair or FIFO."""
+    load_benchmarks()
+    from benchmarks.fairness import markdown_table, run, write_json  # noqa: PLC0415
+    from benchmarks.fairness_runs import FairnessConfig  # noqa: PLC0415
+
+    cfg = settings()
+    config = FairnessConfig(
+        a_jobs=a_jobs, b_jobs=b_jobs, b_delay_s=b_delay, work_s=work_s, slots=slots,
+        redis_url=cfg.redis_url, kafka_bootstrap=cfg.kafka_bootstrap_servers,
+    )  # fmt: skip
+    program = Path(sys.argv[0]).name
+    prefix = "ingest-ray" if program == "ingest-ray" else "python -m benchmarks.fairness"
+    doc = run(config, celery=celery, log=err_console.print,
+              command=f"{prefix} {shlex.join(sys.argv[1:])}")  # fmt: skip
+    console.print(markdown_table(doc), markup=False, highlight=False)
+    console.print(f"priority: {doc['priority']}")
+    console.print(f"goals: {doc['goals']}")
+    if json_path is not None:
+        write_json(doc, json_path)
+        console.print(f"wrote {json_path}")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ingest_ray import local_ray
 from ingest_ray.commands.common import console, settings
+from ingest_ray.commands.tenants import print_tenants
 from ingest_ray.errors import ServiceUnavailableError
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
@@ -97,7 +98,11 @@ def worker_stop(
         console.print(f"{worker}: {'still draining' if proc.alive() else 'stopped'}")
 
 
-def status() -> None:
+def status(
+    tenants: Annotated[
+        bool, typer.Option("--tenants", help="Also each tenant's share, caps, quota and waits.")
+    ] = False,
+) -> None:
     """Workers (alive, lag, in flight, problems, last error) and jobs per status. During an
     outage it says what is unreachable and since when, from the workers' local health files."""
     cfg = settings()
@@ -137,6 +142,8 @@ def status() -> None:
         )
     finally:
         ledger.close()
+    if tenants:
+        print_tenants()
 
 
 runtime_app = typer.Typer(help="The shared control plane (Dispatcher, LedgerCache, relay).")

@@ -13,6 +13,7 @@ from ingest_ray.ledger.base import (
     OutboxEntry,
     OutboxMessage,
     Page,
+    QueuedGroup,
     TransitionOutcome,
     TransitionRequest,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "OutboxMessage",
     "Page",
     "PostgresLedger",
+    "QueuedGroup",
     "RedisLedger",
     "TransitionOutcome",
     "TransitionRequest",

@@ -224,6 +224,17 @@ class JobFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedGroup:
+    """The queued jobs of one (tenant, priority): how many, and the oldest one's id (a ULID, so
+    also its creation time). The Dispatcher pulls its backlog from these groups in fair order."""
+
+    tenant_id: str
+    priority: int
+    count: int
+    oldest_job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of jobs, newest first; pass ``next_cursor`` back to get the next page."""
 
@@ -272,6 +283,16 @@ class Ledger(Protocol):
 
     def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Ids of processing jobs whose lease ran out before ``now``."""
+        ...
+
+    def queued_groups(self) -> list[QueuedGroup]:
+        """Queued jobs per (tenant, priority) that has any (the fair backlog index)."""
+        ...
+
+    def queued_ids(
+        self, tenant_id: str, priority: int, *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Ids of the queued jobs of one (tenant, priority), oldest first, above ``after``."""
         ...
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:

@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ingest_ray.ledger import pg_sql as q
-from ingest_ray.ledger.base import Job, JobEvent, JobFilter
+from ingest_ray.ledger.base import Job, JobEvent, JobFilter, QueuedGroup
 from ingest_ray.states import JobStatus
 
 Conn = psycopg.Connection[Any]
@@ -65,6 +65,27 @@ def expired(conn: Conn, now: datetime | None, limit: int) -> list[str]:
         "SELECT job_id FROM jobs WHERE lease_expires_at <= coalesce(%s, now())"
         " ORDER BY lease_expires_at, job_id LIMIT %s",
         (now, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def queued_groups(conn: Conn) -> list[QueuedGroup]:
+    """Queued jobs per (tenant, priority), from the partial index ``jobs_queued_fair``."""
+    rows = conn.execute(
+        "SELECT tenant_id, priority, count(*), min(job_id) FROM jobs WHERE status = 'queued'"
+        " GROUP BY tenant_id, priority ORDER BY tenant_id, priority"
+    ).fetchall()
+    return [QueuedGroup(t, int(p), int(n), oldest) for t, p, n, oldest in rows]
+
+
+def queued_ids(
+    conn: Conn, tenant_id: str, priority: int, after: str | None, limit: int
+) -> list[str]:
+    """Queued ids of one (tenant, priority), oldest first, above ``after`` (keyset)."""
+    rows = conn.execute(
+        "SELECT job_id FROM jobs WHERE status = 'queued' AND tenant_id = %s AND priority = %s"
+        " AND (%s::text IS NULL OR job_id > %s::text) ORDER BY job_id LIMIT %s",
+        (tenant_id, priority, after, after, limit),
     ).fetchall()
     return [r[0] for r in rows]
 

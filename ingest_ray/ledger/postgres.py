@@ -47,6 +47,7 @@ from ingest_ray.ledger.base import (
     OutboxEntry,
     OutboxMessage,
     Page,
+    QueuedGroup,
     TransitionOutcome,
     TransitionRequest,
 )
@@ -328,6 +329,17 @@ class PostgresLedger:
     def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]:
         """Ids of jobs whose lease expired before ``now`` (the server's clock by default)."""
         return self._read(lambda conn: reads.expired(conn, now, limit))
+
+    def queued_groups(self) -> list[QueuedGroup]:
+        """Queued jobs per (tenant, priority) (an index-only scan of ``jobs_queued_fair``)."""
+        return self._read(reads.queued_groups)
+
+    def queued_ids(
+        self, tenant_id: str, priority: int, *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Queued ids of one (tenant, priority), oldest first."""
+        bounded = max(1, min(limit, MAX_PAGE))
+        return self._read(lambda conn: reads.queued_ids(conn, tenant_id, priority, after, bounded))
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after``, oldest first (every event is kept until pruned)."""

@@ -5,6 +5,8 @@ Key layout (all under the configured prefix, ``ir:`` by default):
 - ``job:{id}`` hash, ``job:{id}:history`` list, ``job:{id}:events`` capped stream (ids ``seq-0``)
 - ``idem:{tenant}|{doc_key}`` -> the job holding that document for that tenant
 - ``idx:*`` sorted sets (score 0, ordered by the ULID job id, so lexical = creation order)
+- ``idx:fair:{tenant}|{priority}`` the queued jobs of each group and ``idx:fair-groups`` the
+  groups that have any: the fair backlog index (``redis_queued.py``)
 - ``leases`` sorted set scored by lease expiry (epoch ms)
 - ``outbox`` stream of messages to publish, appended by the transition script in the same step
   and read by the relay through the consumer group ``relay``
@@ -42,9 +44,11 @@ from ingest_ray.ledger.base import (
     OutboxEntry,
     OutboxMessage,
     Page,
+    QueuedGroup,
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.ledger.redis_queued import QueuedIndex
 from ingest_ray.states import (
     DEDUPLICATING,
     TERMINAL,
@@ -95,6 +99,7 @@ class RedisLedger:
         self._create = self._r.register_script(_load_script("create.lua"))
         self._transition = self._r.register_script(_load_script("transition.lua"))
         self._prune = self._r.register_script(_load_script("prune.lua"))
+        self._queued = QueuedIndex(self._r, self.keys)
 
     @classmethod
     def from_settings(cls, settings: Any) -> RedisLedger:
@@ -342,6 +347,16 @@ class RedisLedger:
             "list[str]",
             self._r.zrangebyscore(f"{self.prefix}leases", "-inf", until, start=0, num=limit),
         )
+
+    def queued_groups(self) -> list[QueuedGroup]:
+        """Queued jobs per (tenant, priority) (see ``redis_queued.py``)."""
+        return self._queued.groups()
+
+    def queued_ids(
+        self, tenant_id: str, priority: int, *, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Queued ids of one (tenant, priority), oldest first."""
+        return self._queued.ids(tenant_id, priority, after=after, limit=limit)
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after``, oldest first."""

@@ -26,6 +26,10 @@ class StageSpec:
     ``retry`` budgets the stage's own errors; ``loss_retry`` budgets tries lost to the
     infrastructure (actor death, expired lease), which are not the stage's fault. ``compensate``
     says the stage leaves side effects that a cancelled job must take back (the index).
+    ``rate_source`` names the rate-limited source each try calls first (``"openalex"``,
+    ``"host:example.org"``, one of ``AdapterSettings.source_rates``): the Dispatcher takes its
+    token before it dispatches the job. Left ``None``, the built-in mapping applies
+    (``runtime/sources.py``: ``metadata`` and ``pdf_fetch``).
     """
 
     stage: str
@@ -35,6 +39,7 @@ class StageSpec:
     lease_grace_s: float = 30.0
     loss_retry: RetryPolicy = LOSS_RETRY
     compensate: bool = False
+    rate_source: str | None = None
 
     @property
     def pool_name(self) -> str:

@@ -1,9 +1,10 @@
 """The Dispatcher's queueing logic, free of Ray, Redis and real time (the clock is injected).
 
-Every job the runtime works on is in exactly one place: a per-stage ready queue (priority +
-aging), the timer heap (a delayed retry; it holds no worker), in flight (a leased dispatch to a
-pool), or settling (its outcome is being written to the ledger). :meth:`DispatcherCore.nowhere`
-names held jobs that are in none of them, so the caller's reconciliation can repair them.
+Every job the runtime works on is in exactly one place: a per-stage ready queue
+(``fair_queue.py``), the timer heap (a delayed retry or a wait for a rate-limit token; it holds
+no worker), in flight (a leased dispatch to a pool), or settling (its outcome is being written).
+Who goes next is decided with ``admission_core.py``. :meth:`DispatcherCore.nowhere` names held
+jobs that are in none of them, so the caller's reconciliation can repair them.
 
 It proposes; the caller writes the ledger and then calls :meth:`DispatcherCore.apply` with
 whether the ledger accepted, so the ledger's compare-and-set stays the single source of truth
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.pipelines.spec import StageSpec
+from ingest_ray.runtime.admission_core import AdmissionCore
+from ingest_ray.runtime.fair_queue import FairQueue
 from ingest_ray.runtime.outcomes import (
     ACTOR_LOST,
     LEASE_LOST,
@@ -28,7 +32,6 @@ from ingest_ray.runtime.outcomes import (
     Outcome,
     Retry,
 )
-from ingest_ray.runtime.ready import ReadyQueue
 from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult, WorkItem
 from ingest_ray.stages.base import StageOutput
 
@@ -59,6 +62,7 @@ class DispatcherCore:
         aging_s: float = 30.0,
         high_watermark: int = 20000,
         low_watermark: int = 10000,
+        admission: AdmissionCore | None = None,
     ) -> None:
         if not 0 <= low_watermark < high_watermark:
             raise ValueError("need 0 <= low_watermark < high_watermark")
@@ -66,8 +70,9 @@ class DispatcherCore:
         self.clock = clock
         self.high_watermark = high_watermark
         self.low_watermark = low_watermark
-        self._aging_s = aging_s
-        self._ready: dict[str, ReadyQueue] = {}
+        self.aging_s = self._aging_s = aging_s
+        self.admission = admission or AdmissionCore(catalog)
+        self._ready: dict[str, FairQueue] = {}
         self._timers: list[tuple[float, int, WorkItem]] = []
         self._timed: set[str] = set()
         self._in_flight: dict[int, Dispatch] = {}
@@ -93,6 +98,7 @@ class DispatcherCore:
             if item.job_id in self._held or item.pipeline not in self.catalog.pipelines:
                 continue
             self._held[item.job_id] = item
+            self.admission.held(item, now)
             if when is not None and when > now:
                 self._push_timer(when, item)
             else:
@@ -118,6 +124,7 @@ class DispatcherCore:
         """Hold a job whose try was lost before anyone here held it (its lease expired with
         nobody holding it): the outcome of that loss, to be written like any other."""
         self._held[item.job_id] = item
+        self.admission.held(item, self.clock())
         self._update_backpressure()
         return self._settle_all([self._failed(item, self._spec(item).stage, LEASE_LOST)])[0]
 
@@ -160,7 +167,9 @@ class DispatcherCore:
 
     def forget(self, job_id: str) -> None:
         """Stop tracking a job (finished, failed, cancelled or refused by the ledger)."""
-        self._held.pop(job_id, None)
+        item = self._held.pop(job_id, None)
+        if item is not None:
+            self.admission.forget(item)
         self._settling.discard(job_id)
         self._update_backpressure()
 
@@ -183,16 +192,23 @@ class DispatcherCore:
     # --- dispatch -------------------------------------------------------------------------
 
     def next_dispatches(self) -> list[Dispatch]:
-        """Batches to send now: per pool, while its budget allows, the best ready stage queue."""
+        """Batches to send now: per pool, while its budget allows, the best ready stage queue
+        with a job admission lets go (a stage queue with none is passed over this round)."""
         now = self.clock()
         out: list[Dispatch] = []
         for pool in self.catalog.pools.values():
-            budget = self._budgets.get(pool.name, pool.max_in_flight)
+            # the launcher's budget follows the pool's size; admission may hold it lower
+            budget = min(self.admission.budget(pool), self._budgets.get(pool.name, pool.max_in_flight))
+            passed = set[str]()
             while self._busy.get(pool.name, 0) < budget:
-                stage = self._best_stage(pool.name, now)
+                stage = self._best_stage(pool.name, now, passed)
                 if stage is None:
                     break
-                out.append(self._take(pool.name, stage, pool.batch_size, now))
+                dispatch = self._take(pool.name, stage, pool.batch_size, now)
+                if dispatch is None:
+                    passed.add(stage)
+                else:
+                    out.append(dispatch)
         return out
 
     def set_budgets(self, budgets: dict[str, int]) -> None:
@@ -208,24 +224,30 @@ class DispatcherCore:
             out[pool] = out.get(pool, 0) + len(queue)
         return out
 
-    def _best_stage(self, pool: str, now: float) -> str | None:
+    def _best_stage(self, pool: str, now: float, passed: set[str]) -> str | None:
         best: tuple[float, str] | None = None
         for stage, queue in self._ready.items():
-            if self._pool_of.get(stage, stage) != pool:
+            if self._pool_of.get(stage, stage) != pool or stage in passed:
                 continue
             score = queue.best_score(now)
             if score is not None and (best is None or score > best[0]):
                 best = (score, stage)
         return None if best is None else best[1]
 
-    def _take(self, pool: str, stage: str, size: int, now: float) -> Dispatch:
-        queue = self._ready[stage]
+    def _take(self, pool: str, stage: str, size: int, now: float) -> Dispatch | None:
+        queue, admission = self._ready[stage], self.admission
+        refuses = (lambda t: admission.refuses_new(t, now)) if admission.capped else None
         items: list[WorkItem] = []
-        while len(items) < size:
-            item = queue.pop(now)
-            if item is None:
-                break
-            items.append(item)
+        while len(items) < size and (batch := queue.pop_many(size - len(items), now, refuses)):
+            for item in batch:
+                when = admission.token_for(item, now)
+                if when is not None:  # no token for its source yet: wait on the timer heap
+                    self._push_timer(when, item)
+                    continue
+                admission.dispatched(item, now)
+                items.append(item)
+        if not items:
+            return None
         spec = self._spec(items[0])
         dispatch = Dispatch(next(self._seq), pool, stage, tuple(items), now, now + spec.lease_s)
         self._in_flight[dispatch.dispatch_id] = dispatch
@@ -243,6 +265,7 @@ class DispatcherCore:
         kept = {i.job_id for i in keep}
         for item in dispatch.items:
             if item.job_id in kept:
+                self.admission.released(item)
                 self._queue(item).push_front(item)
             else:
                 self.forget(item.job_id)
@@ -293,7 +316,8 @@ class DispatcherCore:
             _, _, item = heapq.heappop(self._timers)
             self._timed.discard(item.job_id)
             if item.job_id in self._held:
-                item.ready_at = now
+                if not self.admission.keeps_age(item):
+                    item.ready_at = now
                 self._queue(item).push(item)
                 fired += 1
         return fired
@@ -372,11 +396,15 @@ class DispatcherCore:
     def _spec(self, item: WorkItem) -> StageSpec:
         return self.catalog.pipeline(item.pipeline).stages[item.stage_index]
 
-    def _queue(self, item: WorkItem) -> ReadyQueue:
+    def _queue(self, item: WorkItem) -> FairQueue:
         stage = self._spec(item).stage
         queue = self._ready.get(stage)
         if queue is None:
-            queue = self._ready[stage] = ReadyQueue(self._aging_s)
+            admission = self.admission
+            queue = self._ready[stage] = FairQueue(
+                self._aging_s, weight=admission.weight, key=admission.order_key(stage),
+                min_weight=lambda: admission.min_weight,
+            )  # fmt: skip
         return queue
 
     def _update_backpressure(self) -> None:
@@ -385,6 +413,10 @@ class DispatcherCore:
             self.paused = True
         elif self.paused and held <= self.low_watermark:
             self.paused = False
+
+    def waiting_by_tenant(self) -> Counter[str]:
+        """Held jobs not in a call, per tenant (ready, on a timer or settling)."""
+        return Counter(i.tenant_id for j, i in self._held.items() if j not in self._dispatch_of)
 
     def in_flight(self) -> list[Dispatch]:
         """Dispatches currently out."""

@@ -1,7 +1,8 @@
 """The Dispatcher actor: a thin shell around :class:`~ingest_ray.runtime.loop.DispatchLoop`.
 
 It builds the loop's parts (the ledger, the LedgerCache writer, the Ray pools, the inbox, the
-clock), starts the loop on first use (so a Dispatcher that Ray restarted recovers by itself as
+clock, admission: tenant limits, the shared rate-limit buckets, the snapshot store), starts the
+loop on first use (so a Dispatcher that Ray restarted recovers by itself as
 soon as anyone calls it) and answers the runtime's calls. Detached and restartable: see
 ``runtime.py``.
 """
@@ -15,7 +16,9 @@ from typing import Any
 
 import ray
 import redis
+import redis.asyncio as aioredis
 
+from ingest_ray.adapters.ratelimit import rate_limiter_from_settings
 from ingest_ray.config import Settings
 from ingest_ray.control import ControlInbox
 from ingest_ray.keys import RedisKeys
@@ -23,12 +26,15 @@ from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.metrics import RuntimeMetrics, Snapshot
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.actors import control_options
+from ingest_ray.runtime.admission_core import AdmissionCore
+from ingest_ray.runtime.admission_sync import AdmissionSync, RedisAdmissionStore
 from ingest_ray.runtime.dispatch_core import DispatcherCore
 from ingest_ray.runtime.ledger_cache import CacheWriter
 from ingest_ray.runtime.loop import DispatchLoop, LoopTimings
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.parts import LoopStats
 from ingest_ray.runtime.pools import RayLauncher
+from ingest_ray.runtime.sources import SourceMap, adapter_settings
 from ingest_ray.runtime.work import WorkItem
 
 
@@ -36,9 +42,14 @@ class Dispatcher:
     """Priority dispatch, retries, leases, cancellation and recovery for one runtime."""
 
     def __init__(self, catalog: Catalog, settings: Settings, options: RuntimeOptions) -> None:
+        admission = AdmissionCore(
+            catalog, sources=SourceMap.from_settings(settings),
+            default=settings.tenant_default, limits=settings.tenant_limits,
+        )  # fmt: skip
         core = DispatcherCore(
             catalog, clock=time.monotonic, aging_s=options.aging_s,
             high_watermark=options.high_watermark, low_watermark=options.low_watermark,
+            admission=admission,
         )  # fmt: skip
         self._ledger = open_ledger(settings)
         inbox = ControlInbox(
@@ -55,10 +66,24 @@ class Dispatcher:
             writer=CacheWriter(settings, options), launcher=launcher, inbox=inbox,
             metrics=RuntimeMetrics(mirror_to_ray=True),
             timings=LoopTimings(inbox_s=options.inbox_poll_s, reconcile_s=options.reconcile_s),
+            admission=self._admission(settings, options),
         )  # fmt: skip
+        backlog = self.loop.recovery.backlog
+        backlog.intake_high = options.backlog_high_watermark
+        backlog.intake_low = options.backlog_low_watermark
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
+
+    def _admission(self, settings: Settings, options: RuntimeOptions) -> AdmissionSync:
+        self._bank = rate_limiter_from_settings(adapter_settings(settings))
+        self._store = RedisAdmissionStore(
+            aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix, options.name
+        )
+        return AdmissionSync(
+            runtime=options.name, bank=self._bank, store=self._store,
+            default=settings.tenant_default, limits=settings.tenant_limits,
+        )  # fmt: skip
 
     async def start(self) -> int:
         """Recover from the ledger and start the loop, once; answers jobs recovered."""
@@ -70,18 +95,23 @@ class Dispatcher:
         return self.loop.stats_.recovered
 
     async def submit(self, items: Sequence[WorkItem], recheck: Sequence[str] = ()) -> bool:
-        """Take newly admitted jobs and look up ``recheck`` jobs in the ledger; answers whether
-        intake should pause (backpressure)."""
+        """Take newly admitted jobs (while the Dispatcher is full they stay queued in the
+        ledger and are pulled in fair order later) and look up ``recheck`` jobs in the ledger;
+        answers whether intake should pause (the ledger's backlog passed its high mark)."""
         await self.start()
-        self.loop.core.admit(items)
-        self.loop.recovery.look_up(j for j in recheck if not self.loop.core.holds(j))
+        core, backlog = self.loop.core, self.loop.recovery.backlog
+        if backlog.holds(core):
+            core.admit(items)
+        else:
+            backlog.added(len(items))
+        self.loop.recovery.look_up(j for j in recheck if not core.holds(j))
         self.loop.wake()
-        return self.loop.core.paused
+        return backlog.intake_paused
 
     async def paused(self) -> bool:
         """Whether intake should stay paused (backpressure)."""
         await self.start()
-        return self.loop.core.paused
+        return self.loop.recovery.backlog.intake_paused
 
     async def stats(self) -> LoopStats:
         """What is held, in flight and waiting; pools; errors."""
@@ -108,6 +138,8 @@ class Dispatcher:
             await self._task
         self.loop.launcher.close()
         self._ledger.close()
+        await self._bank.aclose()
+        await self._store.aclose()
 
 
 RemoteDispatcher = ray.remote(Dispatcher)

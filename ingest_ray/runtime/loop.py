@@ -23,6 +23,7 @@ from ingest_ray.errors import StaleTransitionError
 from ingest_ray.ledger.base import TransitionOutcome, TransitionRequest
 from ingest_ray.metrics import RuntimeMetrics
 from ingest_ray.pipelines.catalog import Catalog
+from ingest_ray.runtime.admission_sync import AdmissionSync
 from ingest_ray.runtime.dispatch_core import DispatcherCore
 from ingest_ray.runtime.effects import start_request, transition_for
 from ingest_ray.runtime.outcomes import Advance, Fail, Finish, Outcome, Retry
@@ -70,12 +71,14 @@ class DispatchLoop:
         consumer: str = "dispatcher",
         timings: LoopTimings | None = None,
         wall: Callable[[], float] = time.time,
+        admission: AdmissionSync | None = None,
     ) -> None:
         self.catalog, self.settings, self.core = catalog, settings, core
         self.writer, self.launcher, self.metrics = writer, launcher, metrics
         self.timings = timings or LoopTimings()
         self.clock, self.wall = core.clock, wall
         self.recovery = Recovery(self, ledger, inbox, consumer=consumer)
+        self.admission = admission
         self._calls: dict[asyncio.Future[Any], Dispatch] = {}
         self._writes: set[asyncio.Task[None]] = set()
         self._unsettled: list[Outcome] = []
@@ -117,6 +120,8 @@ class DispatchLoop:
         if self._is_due("maintain", now, self.timings.maintain_s):
             budgets = self.launcher.maintain(self.core.backlog(), self.core.stats().in_flight)
             self.core.set_budgets(budgets)
+        if self.admission is not None:  # tokens, tenant limits, the backlog, the snapshot
+            await self._guard("admission", self.admission.tick(self))
         if self._ledger_ok(now):
             if self._unsettled:
                 self.settle_later(self._take_unsettled())

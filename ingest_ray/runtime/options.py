@@ -15,6 +15,10 @@ class RuntimeOptions:
     aging_s: float = 30.0
     high_watermark: int = 20000
     low_watermark: int = 10000
+    #: jobs queued in the ledger beyond what the Dispatcher holds: ingress pauses above the
+    #: high mark and resumes below the low one (the Dispatcher pulls them in fair order)
+    backlog_high_watermark: int = 200_000
+    backlog_low_watermark: int = 100_000
     ingress_batch: int = 500
     ingress_poll_s: float = 0.2
     #: how often the Dispatcher compares itself with the ledger and repairs differences

@@ -11,7 +11,14 @@ from typing import Protocol
 
 from ingest_ray.control import InboxEntry
 from ingest_ray.errors import IngestError, LedgerError
-from ingest_ray.ledger.base import Job, JobFilter, Page, TransitionOutcome, TransitionRequest
+from ingest_ray.ledger.base import (
+    Job,
+    JobFilter,
+    Page,
+    QueuedGroup,
+    TransitionOutcome,
+    TransitionRequest,
+)
 from ingest_ray.runtime.work import Dispatch, StageResult
 from ingest_ray.stages.base import StageInput
 
@@ -30,6 +37,10 @@ class LedgerReader(Protocol):
     def get_many(self, job_ids: Sequence[str]) -> list[Job | None]: ...
     def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page: ...
     def expired_leases(self, *, now: datetime | None = None, limit: int = 100) -> list[str]: ...
+    def queued_groups(self) -> list[QueuedGroup]: ...
+    def queued_ids(
+        self, tenant_id: str, priority: int, *, after: str | None = None, limit: int = 100
+    ) -> list[str]: ...
 
 
 class TransitionWriter(Protocol):

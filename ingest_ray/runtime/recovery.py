@@ -10,7 +10,9 @@ reconciliation. Ray-free; part of :class:`~ingest_ray.runtime.loop.DispatchLoop`
   job's side effects (the index rows) before its inbox entry is acknowledged.
 - **Reconciliation** (every few seconds): held jobs that are nowhere, processing jobs whose
   lease expired with nobody holding them, queued jobs nobody holds, and held jobs the ledger
-  says are finished are repaired; each repair is counted by kind.
+  says are finished are repaired; each repair is counted by kind. Queued jobs are taken from
+  the ledger's fair backlog index (``backlog.py``: by tenant weight, then aged priority), at
+  start-up too, so the jobs beyond memory come in the order they will be served.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 from ingest_ray.control import CancelJob, InboxEntry, RequeueJob
 from ingest_ray.errors import IngestError
 from ingest_ray.ledger.base import Job, JobFilter, TransitionOutcome
+from ingest_ray.runtime.backlog import Backlog
 from ingest_ray.runtime.effects import (
     compensation_item,
     reject_requests,
@@ -56,6 +59,7 @@ class Recovery:
     ) -> None:
         self.loop, self.core, self.ledger, self.inbox = loop, loop.core, ledger, inbox
         self.consumer = consumer
+        self.backlog = Backlog(ledger)
         self.repairs: Counter[str] = Counter()
         self._lookups: dict[str, bool] = {}  # job id -> whether its try was lost
         self._cancels: dict[str, list[str]] = {}  # running job -> inbox entries to acknowledge
@@ -66,11 +70,17 @@ class Recovery:
     # --- start ----------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Queue every queued and processing job of the ledger, up to the high watermark."""
-        jobs: list[Job] = []
-        for status in (JobStatus.PROCESSING, JobStatus.QUEUED):
-            jobs += await self._page_all(JobFilter(status=status), self.core.high_watermark)
+        """Take over every processing job and queue queued ones, up to the high watermark;
+        queued ones in fair order from the backlog index."""
+        cap = self.core.high_watermark
+        jobs = await self._page_all(JobFilter(status=JobStatus.PROCESSING), cap)
+        ids = await self.backlog.pull_ids(self.core, cap - len(jobs), refresh=True)
+        for start in range(0, len(ids), PAGE):
+            jobs += [j for j in await self._get_many(ids[start : start + PAGE]) if j is not None]
         return await self.resume(jobs, lost=set())
+
+    async def _get_many(self, job_ids: list[str]) -> list[Job | None]:
+        return await asyncio.to_thread(self.ledger.get_many, job_ids)
 
     async def _page_all(self, flt: JobFilter, cap: int) -> list[Job]:
         out: list[Job] = []
@@ -261,10 +271,8 @@ class Recovery:
         self._repair("lease_expired", [j for j in expired if not self.core.holds(j)], lost=True)
         room = self.core.low_watermark - self.core.stats().held
         if room > 0 and not self.core.paused:
-            queued = await self._page_all(JobFilter(status=JobStatus.QUEUED), min(room, 5 * PAGE))
-            self._repair(
-                "queued_not_held", [j.job_id for j in queued if not self.core.holds(j.job_id)]
-            )
+            ids = await self.backlog.pull_ids(self.core, min(room, 5 * PAGE), refresh=True)
+            self._repair("queued_not_held", ids)
         await self._check_held()
 
     async def _check_held(self) -> None:

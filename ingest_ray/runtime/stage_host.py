@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ingest_ray.adapters.ratelimit import reserved_tokens
 from ingest_ray.config import Settings
 from ingest_ray.errors import ConfigurationError, IngestError
 from ingest_ray.pipelines.catalog import load_factory
@@ -89,7 +90,9 @@ class StageHost:
                 coro: Any = self._one(stage, items[0])
             else:
                 coro = stage.run_batch(items)
-            results = await asyncio.wait_for(coro, timeout=timeout_s)
+            # the tokens the Dispatcher took for these tries: the stage's first calls spend them
+            with reserved_tokens(source for item in items for source in item.reserved):
+                results = await asyncio.wait_for(coro, timeout=timeout_s)
         except TimeoutError:
             failure = StageFailure("StageTimeout", f"{name} exceeded {timeout_s:.0f}s", True)
             return [failure] * len(items)

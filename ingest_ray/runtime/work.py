@@ -42,6 +42,8 @@ class WorkItem:
     needs_start: bool = True
     errors: int = 0
     losses: int = 0
+    #: rate-limit tokens taken for the next try (set by admission right before dispatch)
+    reserved: tuple[str, ...] = ()
 
     def stage_input(self, stage: str) -> StageInput:
         """What the stage sees."""
@@ -55,6 +57,7 @@ class WorkItem:
             source=self.source,
             metadata=self.metadata,
             outputs=self.outputs,
+            reserved=self.reserved,
         )
 
 

@@ -50,6 +50,9 @@ class StageInput:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: outputs of the stages that already ran for this job, by stage name
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: rate-limit sources whose token the Dispatcher took for this try (the stage host makes
+    #: them current, so the stage's first call to each spends that token, not another one)
+    reserved: tuple[str, ...] = ()
     #: set where the stage runs (never pickled across processes with a value)
     cancel: CancelToken | None = field(default=None, compare=False)
 

@@ -103,6 +103,7 @@ class PdfFetchStage(BaseStage):
             unpaywall=unpaywall,
             core=core,
             max_per_source=settings.max_candidates_per_source,
+            limiter=self._limiter,
         )
 
     @classmethod
@@ -129,7 +130,7 @@ class PdfFetchStage(BaseStage):
     async def _run(self, item: StageInput) -> StageOutput:
         kind, value = item.source.kind, item.source.value
         if kind is SourceKind.PDF_URL:
-            pdf = await self._fetcher.fetch_pdf(value)
+            pdf = await self._chain.download(value)
             return _found(pdf, "url", value, [Attempt("url", value, "ok")])
         if kind is SourceKind.PDF_PATH:
             pdf = await asyncio.to_thread(self._fetcher.store_local_pdf, Path(value))

@@ -20,6 +20,7 @@ from serve_app.auth import authorize, context
 from serve_app.body import read_json, read_pdf_form
 from serve_app.errors import RequestValidationError, UnsupportedMediaTypeError
 from serve_app.routes import model_response
+from serve_app.routes.tenants import admission_note
 from serve_app.schemas import (
     ControlResponse,
     JobDetail,
@@ -124,12 +125,14 @@ async def list_jobs(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> Response:
-    """``GET /jobs/{job_id}``: the full job (another tenant's job is not found)."""
+    """``GET /jobs/{job_id}``: the full job (another tenant's job is not found), with why it
+    waits when its tenant may not start it now or its next source has no token."""
     principal = await authorize(request, Scope.JOBS_READ)
     ledger = context(request).ledger
     job_id = request.path_params["job_id"]
     job = await run_in_threadpool(ledger.get, job_id, tenant_id=principal.tenant_id)
-    return model_response(JobDetail.of(job))
+    note = await admission_note(context(request), job)
+    return model_response(JobDetail.of(job).model_copy(update={"admission": note}))
 
 
 async def cancel_job(request: Request) -> Response:

@@ -439,3 +439,55 @@ def test_concurrent_transitions_of_one_job_apply_exactly_once(ledger: Ledger) ->
     history = ledger.get(job_id).history
     assert [e.kind for e in history] == ["created", "transition"]
     assert history[-1].data == {"by": won.index(True)}
+
+
+def _queued_groups(ledger: Ledger) -> dict[tuple[str, int], tuple[int, str]]:
+    return {(g.tenant_id, g.priority): (g.count, g.oldest_job_id) for g in ledger.queued_groups()}
+
+
+def test_queued_index_groups_queued_jobs_by_tenant_and_priority(ledger: Ledger) -> None:
+    made = {}
+    for name, tenant, priority in [("a1", "A", 3), ("a2", "A", 3), ("a3", "A", 7), ("b1", "B", 3)]:
+        made[name] = _new(ledger, f"doc:{name}", tenant=tenant, priority=priority)
+        time.sleep(0.002)  # ULIDs of one millisecond are not ordered
+    assert _queued_groups(ledger) == {
+        ("A", 3): (2, made["a1"]), ("A", 7): (1, made["a3"]), ("B", 3): (1, made["b1"])
+    }  # fmt: skip
+    assert ledger.queued_ids("A", 3) == [made["a1"], made["a2"]]
+    assert ledger.queued_ids("A", 3, after=made["a1"]) == [made["a2"]]
+    assert ledger.queued_ids("A", 3, limit=1) == [made["a1"]]
+    assert ledger.queued_ids("nobody", 5) == []
+
+
+def test_queued_index_follows_every_way_in_and_out_of_queued(ledger: Ledger) -> None:
+    first = _new(ledger, "doc:1", tenant="A", priority=2)
+    time.sleep(0.002)
+    second = _new(ledger, "doc:2", tenant="A", priority=2)
+    cancelled = _new(ledger, "doc:3", tenant="A", priority=9)
+    _move(ledger, first, S.QUEUED, S.PROCESSING, stage="chunk")
+    _move(ledger, cancelled, S.QUEUED, S.CANCELLED)
+    assert _queued_groups(ledger) == {("A", 2): (1, second)}
+    _move(ledger, first, S.PROCESSING, S.FAILED)
+    _move(ledger, first, S.FAILED, S.QUEUED)  # a retry is queued again, in its old place
+    assert ledger.queued_ids("A", 2) == [first, second]
+    _move(ledger, first, S.QUEUED, S.PROCESSING)
+    _move(ledger, second, S.QUEUED, S.PROCESSING)
+    assert ledger.queued_groups() == []
+
+
+def test_redis_queued_index_catches_up_on_jobs_queued_before_it_existed(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis as redis_lib
+
+    old = RedisLedger(redis_url, prefix=redis_prefix)
+    jobs = [_new(old, f"doc:{i}", tenant="legacy", priority=4) for i in range(3)]
+    _move(old, jobs[2], S.QUEUED, S.PROCESSING)
+    client = redis_lib.Redis.from_url(redis_url)
+    client.delete(*client.keys(f"{redis_prefix}idx:fair*"))  # as an older release left it
+    client.close()
+    old.close()
+    ledger = RedisLedger(redis_url, prefix=redis_prefix)
+    assert _queued_groups(ledger) == {("legacy", 4): (2, min(jobs[:2]))}
+    assert sorted(ledger.queued_ids("legacy", 4)) == sorted(jobs[:2])
+    ledger.close()

@@ -25,6 +25,10 @@ for _, idx in ipairs({'idx:all', 'idx:tenant:' .. tenant, 'idx:status:queued',
     'idx:doc:' .. tenant .. '|' .. doc_key}) do
   redis.call('ZADD', p .. idx, 0, id)
 end
+-- the fair backlog index: queued jobs per (tenant, priority), and the set of such groups
+local group = tenant .. '|' .. ARGV[6]
+redis.call('ZADD', p .. 'idx:fair:' .. group, 0, id)
+redis.call('SADD', p .. 'idx:fair-groups', group)
 redis.call('XADD', key .. ':events', 'MAXLEN', '~', ARGV[9], '1-0', 'e', ARGV[11])
 redis.call('RPUSH', key .. ':history', ARGV[11])
 return {1, id, 'queued'}

@@ -11,7 +11,8 @@
 --         {-4, other_job_id} a different live job holds the doc (retry refused)
 local p, id, expected, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'job:' .. id
-local cur = redis.call('HMGET', key, 'status', 'tenant_id', 'attempts', 'stage', 'doc_key')
+local cur = redis.call('HMGET', key, 'status', 'tenant_id', 'attempts', 'stage', 'doc_key',
+  'priority')
 local status, tenant, attempts, old_stage, doc_key = cur[1], cur[2], tonumber(cur[3]), cur[4], cur[5]
 if not status then return {-1} end
 if status ~= expected then return {-2, status} end
@@ -38,6 +39,17 @@ if target ~= status then
   redis.call('ZADD', p .. 'idx:status:' .. target, 0, id)
   redis.call('ZADD', p .. 'idx:tenant:' .. tenant .. ':status:' .. target, 0, id)
   redis.call('HSET', key, 'status', target)
+  -- the fair backlog index (idx:fair:{tenant}|{priority}) holds exactly the queued jobs
+  local group = tenant .. '|' .. (cur[6] or '5')
+  if status == 'queued' then
+    redis.call('ZREM', p .. 'idx:fair:' .. group, id)
+    if redis.call('EXISTS', p .. 'idx:fair:' .. group) == 0 then
+      redis.call('SREM', p .. 'idx:fair-groups', group)
+    end
+  elseif target == 'queued' then
+    redis.call('ZADD', p .. 'idx:fair:' .. group, 0, id)
+    redis.call('SADD', p .. 'idx:fair-groups', group)
+  end
 end
 
 local stage = ARGV[6]

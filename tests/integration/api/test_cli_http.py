@@ -175,3 +175,47 @@ def test_cli_http_apikey_submit_watch_jobs_cancel_retry_revoke(live: Live) -> No
     assert apikey(live, "revoke", row["key_id"]).returncode == 0
     refused = cli(live, key, "jobs")
     assert refused.exit_code == 3 and "401" in refused.output
+
+
+def ingest_ray(live: Live, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ingest-ray ...`` in a subprocess with this stack's Redis prefix and runtime name."""
+    env = {**live.env(), "INGEST_RAY_RUNTIME_NAME": live.settings.runtime_name,
+           "KAFKA_BOOTSTRAP_SERVERS": live.settings.kafka_bootstrap_servers}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "ingest_ray", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_cli_http_tenant_quota_keeps_a_job_queued_with_its_reason(live: Live) -> None:
+    import httpx
+
+    key = apikey(live, "create", "--tenant", "quota-t").stdout.strip()
+    zero = ingest_ray(live, "tenant", "set", "quota-t", "--weight", "0")
+    assert zero.returncode == 2 and "weight must be > 0" in zero.stderr, zero.stderr
+    no_cap = ingest_ray(live, "tenant", "set", "quota-t", "--max-in-flight", "0")
+    assert no_cap.returncode == 2 and "max-in-flight must be at least 1" in no_cap.stderr
+    made = ingest_ray(live, "tenant", "set", "quota-t", "--jobs-per-hour", "1", "--weight", "2")
+    assert made.returncode == 0 and "tenant quota-t created: weight 2, 1 jobs/h" in made.stdout
+    time.sleep(2.5)  # the Dispatcher re-reads limits every 2 s
+
+    first = submit(live, key, "quota first")
+    live.wait_status(first, JobStatus.COMPLETED)
+    second = submit(live, key, "quota second")
+    deadline = time.monotonic() + 30
+    while "waiting: over its quota" not in (shown := cli(live, key, "job", second)).output:
+        assert time.monotonic() < deadline, shown.output
+        time.sleep(0.3)
+    assert "1 of 1 jobs/h started" in shown.output
+    assert live.ledger.get(second).status is JobStatus.QUEUED  # held back, never dropped
+
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        view = http.get("/tenants").json()
+        detail = http.get(f"/jobs/{second}").json()
+    assert view["tenant_id"] == "quota-t" and view["limits"]["jobs_per_hour"] == 1
+    assert view["stats"]["blocked"].startswith("over its quota")
+    assert detail["admission"]["waiting"] and "over its quota" in detail["admission"]["reason"]
+    status = ingest_ray(live, "status", "--tenants")
+    assert status.returncode == 0, status.stderr
+    assert "quota-t" in status.stdout and "over its quota" in status.stdout
+
+    assert ingest_ray(live, "tenant", "reset", "quota-t", "--jobs-per-hour").returncode == 0
+    live.wait_status(second, JobStatus.COMPLETED)  # at run time, without a restart

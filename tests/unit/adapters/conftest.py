@@ -30,23 +30,8 @@ def replay() -> Iterator[ReplayServer]:
 
 @pytest.fixture
 def settings(replay: ReplayServer) -> AdapterSettings:
-    """All three sources pointed at the replay server, no backoff delay, no rate limits."""
-    return adapter_settings_for(replay.base_url, backoff_initial_s=0.0, max_retries=3)
-
-
-@dataclass
-class RecordingSleep:
-    """An ``asyncio.sleep`` stand-in that records the delays asked for and returns at once."""
-
-    delays: list[float] = field(default_factory=list)
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
-@pytest.fixture
-def sleeps() -> RecordingSleep:
-    return RecordingSleep()
+    """All three sources pointed at the replay server, no rate limits."""
+    return adapter_settings_for(replay.base_url)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Retries, Retry-After and error mapping, through the real clients against the replay server."""
+"""One request per call, Retry-After and error mapping, through the real clients against the
+replay server; the retry itself is the runtime's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from ingest_ray.adapters.errors import (
+    RateLimitWaitError,
     UpstreamNotFoundError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
@@ -18,9 +20,17 @@ from ingest_ray.adapters.errors import (
 )
 from ingest_ray.adapters.http import parse_retry_after, raise_for_status
 from ingest_ray.adapters.openalex import OpenAlexClient
+from ingest_ray.adapters.ratelimit import (
+    Grant,
+    LocalRateLimiter,
+    RateLimiter,
+    RateSpec,
+    reserved_tokens,
+)
 from ingest_ray.adapters.replay import ReplayServer, adapter_settings_for
 from ingest_ray.adapters.settings import AdapterSettings
-from tests.unit.adapters.conftest import RecordingSleep
+from ingest_ray.retry import RetryPolicy
+from ingest_ray.runtime.work import StageFailure
 
 PLOS = "10.1371/journal.pone.0000030"
 
@@ -66,9 +76,11 @@ def test_raise_for_status_carries_retry_after_of_503() -> None:
     assert info.value.retry_after == 12.0
 
 
-def _get(settings: AdapterSettings, sleeps: RecordingSleep, doi: str = PLOS) -> str | None:
+def _get(
+    settings: AdapterSettings, doi: str = PLOS, limiter: RateLimiter | None = None
+) -> str | None:
     async def main() -> str | None:
-        client = OpenAlexClient(settings, sleep=sleeps)
+        client = OpenAlexClient(settings, limiter=limiter)
         try:
             return (await client.get_work_by_doi(doi)).title
         finally:
@@ -77,92 +89,72 @@ def _get(settings: AdapterSettings, sleeps: RecordingSleep, doi: str = PLOS) -> 
     return asyncio.run(main())
 
 
-def test_client_waits_retry_after_of_429_then_succeeds(
-    replay: ReplayServer, settings: AdapterSettings, sleeps: RecordingSleep
+def test_client_gives_a_429_back_at_once_with_its_retry_after(
+    replay: ReplayServer, settings: AdapterSettings
 ) -> None:
-    replay.add_fault("/works/", status=429, times=2, retry_after="1")
-    title = _get(settings, sleeps)
-    assert title is not None and title.startswith("Triose Phosphate Isomerase")
-    assert sleeps.delays == [1.0, 1.0]
-    assert [r.status for r in replay.requests] == [429, 429, 200]
+    replay.add_fault("/works/", status=429, times=2, retry_after="7")
+    with pytest.raises(UpstreamRateLimitedError) as info:
+        _get(settings)
+    assert info.value.retryable and info.value.retry_after == 7.0
+    assert [r.status for r in replay.requests] == [429]  # one request, no retry inside it
+    # the runtime's one retry policy waits at least what the server asked for
+    failure = StageFailure.from_error(info.value)
+    assert RetryPolicy(base_delay_s=0.1, max_delay_s=60).delay_s(1, failure.as_error()) >= 7.0
 
 
-def test_client_honours_http_date_retry_after_of_503(
-    replay: ReplayServer, settings: AdapterSettings, sleeps: RecordingSleep
+def test_client_reads_an_http_date_retry_after_of_503(
+    replay: ReplayServer, settings: AdapterSettings
 ) -> None:
     replay.add_fault("/works/", status=503, times=1, retry_after="Thu, 01 Jan 1970 00:00:00 GMT")
-    assert _get(settings, sleeps) is not None
-    assert sleeps.delays == [0.0]
-    assert replay.count("/works/") == 2
+    with pytest.raises(UpstreamUnavailableError) as info:
+        _get(settings)
+    assert info.value.retry_after == 0.0 and info.value.status == 503
+    assert replay.count("/works/") == 1
+    assert _get(settings) is not None  # the next try (the runtime's) succeeds
 
 
-def test_client_backs_off_exponentially_on_503_without_retry_after(
-    replay: ReplayServer, sleeps: RecordingSleep
-) -> None:
-    settings = adapter_settings_for(
-        replay.base_url, backoff_initial_s=0.5, backoff_max_s=60.0, max_retries=3
-    )
-    replay.add_fault("/works/", status=503, times=3)
-    assert _get(settings, sleeps) is not None
-    assert len(sleeps.delays) == 3
-    for n, delay in enumerate(sleeps.delays):
-        assert 0.5 * 2**n <= delay <= 0.5 * 2**n + 0.5
-    assert replay.count("/works/") == 4
-
-
-def test_client_gives_up_after_max_retries_with_retryable_error(
-    replay: ReplayServer, settings: AdapterSettings, sleeps: RecordingSleep
+def test_client_reports_a_503_without_retry_after_as_retryable_once(
+    replay: ReplayServer, settings: AdapterSettings
 ) -> None:
     replay.add_fault("/works/", status=503, times=10)
     with pytest.raises(UpstreamUnavailableError) as info:
-        _get(settings, sleeps)
-    assert info.value.retryable and info.value.status == 503
-    assert replay.count("/works/") == settings.max_retries + 1
-
-
-def test_client_does_not_sleep_a_long_retry_after_inline(
-    replay: ReplayServer, settings: AdapterSettings, sleeps: RecordingSleep
-) -> None:
-    replay.add_fault("/works/", status=429, times=1, retry_after="3600")
-    with pytest.raises(UpstreamRateLimitedError) as info:
-        _get(settings, sleeps)
-    assert info.value.retry_after == 3600.0
-    assert sleeps.delays == []
+        _get(settings)
+    assert info.value.retryable and info.value.status == 503 and info.value.retry_after is None
     assert replay.count("/works/") == 1
 
 
-def test_client_does_not_retry_404(
-    replay: ReplayServer, settings: AdapterSettings, sleeps: RecordingSleep
-) -> None:
+def test_client_does_not_retry_404(replay: ReplayServer, settings: AdapterSettings) -> None:
     with pytest.raises(WorkNotFoundError) as info:
-        _get(settings, sleeps, doi="10.9999/does-not-exist")
+        _get(settings, doi="10.9999/does-not-exist")
     assert not info.value.retryable
     assert replay.count("/works/") == 1
-    assert sleeps.delays == []
 
 
-def test_client_retries_with_real_sleep_on_retry_after(
-    replay: ReplayServer, settings: AdapterSettings
-) -> None:
-    replay.add_fault("/works/", status=429, times=1, retry_after="1")
-
-    async def main() -> str | None:
-        client = OpenAlexClient(settings)
-        try:
-            return (await client.get_work_by_doi(PLOS)).title
-        finally:
-            await client.aclose()
-
-    assert asyncio.run(main()) is not None
-    assert [r.status for r in replay.requests] == [429, 200]
-
-
-def test_client_maps_connection_refused_to_retryable(sleeps: RecordingSleep) -> None:
+def test_client_maps_connection_refused_to_retryable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = adapter_settings_for(f"http://127.0.0.1:{port}", max_retries=1)
     with pytest.raises(UpstreamUnavailableError) as info:
-        _get(settings, sleeps)
+        _get(adapter_settings_for(f"http://127.0.0.1:{port}"))
     assert info.value.retryable
-    assert len(sleeps.delays) == 1
+
+
+def test_client_without_a_token_makes_no_request_and_says_when_to_come_back(
+    replay: ReplayServer, settings: AdapterSettings
+) -> None:
+    limiter = LocalRateLimiter({"openalex": RateSpec(rate=0.5)})
+    assert _get(settings, limiter=limiter) is not None
+    with pytest.raises(RateLimitWaitError) as info:
+        _get(settings, limiter=limiter)
+    assert info.value.retryable and 0 < (info.value.retry_after or 0) <= 2.0
+    assert replay.count("/works/") == 1
+
+
+def test_client_spends_the_token_the_dispatcher_reserved(
+    replay: ReplayServer, settings: AdapterSettings
+) -> None:
+    limiter = LocalRateLimiter({"openalex": RateSpec(rate=0.01)})
+    assert asyncio.run(limiter.take_many({"openalex": 1})) == {"openalex": Grant(1, 0.0)}
+    with reserved_tokens(["openalex"]):  # the Dispatcher took the bucket's only token
+        assert _get(settings, limiter=limiter) is not None
+    assert replay.count("/works/") == 1

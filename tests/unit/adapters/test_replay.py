@@ -85,9 +85,9 @@ def test_replay_serves_added_files(replay: ReplayServer) -> None:
 
 
 def test_adapter_settings_for_points_all_sources_at_server() -> None:
-    settings = adapter_settings_for("http://127.0.0.1:1234", max_retries=0)
+    settings = adapter_settings_for("http://127.0.0.1:1234", core_rate_per_s=1.0)
     assert {settings.openalex_base_url, settings.unpaywall_base_url, settings.core_base_url} == {
         "http://127.0.0.1:1234"
     }
     assert settings.unpaywall_email and settings.core_api_key
-    assert settings.rate_limit_backend == "none" and settings.max_retries == 0
+    assert settings.rate_limit_backend == "none" and settings.core_rate_per_s == 1.0
