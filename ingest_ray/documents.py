@@ -64,17 +64,20 @@ def pdf_info_title(path: str | Path) -> str | None:
     encrypted files give ``None`` (the parser reports what is wrong with them)."""
     import pypdfium2  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
 
-    try:
-        document = pypdfium2.PdfDocument(str(path))
-    except (pypdfium2.PdfiumError, OSError, ValueError):
-        return None
-    try:
-        title: str | None = clean_title(document.get_metadata_dict().get("Title"))
-        return title
-    except (pypdfium2.PdfiumError, ValueError):
-        return None
-    finally:
-        document.close()
+    from ingest_ray.pdf_lock import PDFIUM_LOCK  # noqa: PLC0415
+
+    with PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(str(path))
+        except (pypdfium2.PdfiumError, OSError, ValueError):
+            return None
+        try:
+            title: str | None = clean_title(document.get_metadata_dict().get("Title"))
+            return title
+        except (pypdfium2.PdfiumError, ValueError):
+            return None
+        finally:
+            document.close()
 
 
 def _section(outputs: Mapping[str, Any], stage: str) -> Mapping[str, Any]:

@@ -24,6 +24,7 @@ from ingest_ray.ledger.base import Job, JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.pipelines.builtin import builtin_catalog
 from ingest_ray.pipelines.catalog import Catalog
+from ingest_ray.states import JobStatus
 from ingest_ray.workers.ingest import IngestWorker
 from ingest_ray.workers.mapping import MappingWorker
 
@@ -142,7 +143,7 @@ def run_local(
                 producer.send(settings.topic_requests, t.request, key=t.request.doc_key)
         _follow(ledger, report, timeout, on_progress, should_stop)
         if not should_stop():
-            _wait_for_mapping(mapper, report, should_stop=should_stop)
+            _wait_for_mapping(mapper, report, catalog, should_stop=should_stop)
     return report
 
 
@@ -180,13 +181,23 @@ def _follow(
 def _wait_for_mapping(
     mapper: MappingWorker,
     report: RunReport,
+    catalog: Catalog,
     timeout_s: float = 60.0,
     *,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    indexed = sum(1 for t in report.tracked if t.job is not None and "index" in t.job.outputs)
+    """Until every completed job of a pipeline that maps was mapped: each sent one mapping
+    event (after its mapping stage, or when it finished before reaching it)."""
+    expected = sum(
+        1
+        for t in report.tracked
+        if t.job is not None
+        and t.job.status is JobStatus.COMPLETED
+        and t.job.pipeline in catalog.pipelines
+        and catalog.pipelines[t.job.pipeline].mapping_after is not None
+    )
     deadline = time.monotonic() + timeout_s
-    while mapper.mapped < indexed and time.monotonic() < deadline and not should_stop():
+    while mapper.mapped < expected and time.monotonic() < deadline and not should_stop():
         time.sleep(0.2)
 
 

@@ -26,14 +26,9 @@ from ingest_ray.parsing.errors import (
 )
 from ingest_ray.parsing.middle import content_list_from_middle
 from ingest_ray.parsing.settings import ParseSettings
+from ingest_ray.pdf_lock import PDFIUM_LOCK
 
 _OUT_OF_MEMORY = ("out of memory", "cuda error", "cublas")
-
-#: pdfium, which MinerU opens and renders PDFs with, is not thread-safe even across documents:
-#: two of this process's threads inside it at once crash the process (seen as a segfault with
-#: two page ranges in flight). MinerU's calls in one process therefore take turns; the actor's
-#: other in-flight parts still overlap their downloads, uploads and waiting.
-_PDFIUM = threading.Lock()
 
 
 def mineru_available() -> bool:
@@ -75,7 +70,9 @@ class MineruEngine:
         page_range = "" if (start, end) == (0, pages) else f"{start + 1}-{end}"
         try:
             parser = self._mineru()
-            with _PDFIUM:
+            # MinerU's calls in one process take turns in pdfium (see ingest_ray.pdf_lock); the
+            # actor's other in-flight parts still overlap their downloads, uploads and waiting
+            with PDFIUM_LOCK:
                 middle = parser.parse(pdf, page_range=page_range).to_dict()
         except ParseError:
             raise

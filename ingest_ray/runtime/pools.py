@@ -39,9 +39,17 @@ from ingest_ray.runtime.stage_host import StageHost
 from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult
 from ingest_ray.stages.base import StageInput
 
+#: the concurrency group of a stage actor's control calls (cancel, ping)
+CONTROL_GROUP = "control"
+
 
 class StageActor:
-    """The Ray actor of a pool: a thin shell around :class:`StageHost`."""
+    """The Ray actor of a pool: a thin shell around :class:`StageHost`.
+
+    ``run`` and ``compensate`` take the actor's call slots (``max_concurrency``, the pool's
+    ``actor_concurrency``); ``cancel`` and ``ping`` run in a concurrency group of their own, so a
+    cancellation or a liveness probe reaches an actor whose every slot is busy (with one slot, a
+    cancel queued behind the very call it was meant to stop)."""
 
     def __init__(self, factories: Mapping[str, str], settings: Settings, pool: str = "") -> None:
         self._host = StageHost(factories, settings)
@@ -57,6 +65,7 @@ class StageActor:
         """Run one batch of one stage."""
         return await self._host.run(stage, items, timeout_s)
 
+    @ray.method(concurrency_group=CONTROL_GROUP)
     async def cancel(self, job_ids: Sequence[str]) -> None:
         """Tell the stages working on these jobs to stop."""
         self._host.cancel(job_ids)
@@ -65,6 +74,7 @@ class StageActor:
         """Take back ``stage``'s side effects for cancelled jobs."""
         await self._host.compensate(stage, items)
 
+    @ray.method(concurrency_group=CONTROL_GROUP)
     async def ping(self) -> int:
         """Liveness probe; answers the number of calls served."""
         return self._host.calls
@@ -74,7 +84,7 @@ class StageActor:
         await self._host.aclose()
 
 
-RemoteStageActor = ray.remote(StageActor)
+RemoteStageActor = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(StageActor)  # type: ignore[call-overload]
 
 
 @dataclass

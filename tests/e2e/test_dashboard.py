@@ -143,7 +143,7 @@ def test_dashboard_submit_doi_and_upload_pdf(ui: Ui, page: object, tmp_path: Pat
 
     uploaded.click()
     expect(page.get_by_test_id("job-title")).to_have_text(SAMPLES[0].title)  # type: ignore[attr-defined]
-    expect(page.get_by_test_id("job-pdf-source")).to_have_text(re.compile("^PDF from local"))  # type: ignore[attr-defined]
+    expect(page.get_by_test_id("job-pdf-source")).to_have_text(re.compile("^PDF from upload"))  # type: ignore[attr-defined]
 
     ui.live.wait_status(str(doi_job), JobStatus.COMPLETED)
     page.goto(f"{ui.live.url}/#/jobs/{doi_job}")  # type: ignore[attr-defined]

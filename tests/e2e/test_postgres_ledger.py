@@ -4,6 +4,7 @@ resumed with ``Last-Event-ID``, cancel, a failure with its dead letter, and retr
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -196,14 +197,14 @@ def test_pg_api_failure_is_dead_lettered_then_retried_to_completion(pg_api: PgAp
     letter = _dead_letter_of(env, job_id)
     assert letter is not None and letter.stage == "embed"
     listed = subprocess.run(
-        [sys.executable, "-m", "ingest_ray", "dlq", "list"],
+        [sys.executable, "-m", "ingest_ray", "dlq", "list", "--kind", "job", "--json"],
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": env.settings.kafka_bootstrap_servers,
              "REDIS_URL": env.settings.redis_url, "COLUMNS": "250",
              "INGEST_RAY_TOPIC_DEADLETTER": env.settings.topic_deadletter},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert job_id in listed.stdout
+    assert job_id in [x["subject"]["job_id"] for x in json.loads(listed.stdout)]
     env.redis.delete(flag)
     with env.client() as c:
         retried = c.post(f"/jobs/{job_id}/retry")

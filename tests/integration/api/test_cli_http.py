@@ -51,8 +51,11 @@ class Live:
     def wait_status(self, job_id: str, status: JobStatus, timeout: float = 60.0) -> None:
         """Block until the ledger shows ``status`` for ``job_id``."""
         deadline = time.monotonic() + timeout
-        while self.ledger.get(job_id).status is not status:
-            assert time.monotonic() < deadline, f"{job_id} never became {status.value}"
+        while (job := self.ledger.get(job_id)).status is not status:
+            assert time.monotonic() < deadline, (
+                f"{job_id} never became {status.value}: {job.status.value} at {job.stage} "
+                f"(try {job.attempts}), last events {[(e.reason, e.stage) for e in job.history[-4:]]}"
+            )
             time.sleep(0.2)
 
 

@@ -38,12 +38,21 @@ def pdfium_analyze_pdf(
 ) -> Any:
     """Stands in for ``analyze_pdf``: the same arguments, an ``AnalysisResult`` back. Only the
     inference is ours; MinerU's own result building (normalisation, page geometry) runs."""
-    from docvortex.document.pdf import PDFDocument
-    from mineru.backend.analysis.pdf import pipeline
+    from docvortex.document.pdf.pdfium import pdfium_guard
 
     started = time.perf_counter()
     STARTED.append(started)
     time.sleep(DELAY_S)
+    # the real model's pdfium use is MinerU's and takes MinerU's pdfium lock; ours must too
+    # (pdfium is not thread-safe, and MinerU's router runs several tasks at once)
+    with pdfium_guard():
+        return _analyze(file_bytes, effort, parse_mode, started)
+
+
+def _analyze(file_bytes: bytes, effort: str, parse_mode: str, started: float) -> Any:
+    from docvortex.document.pdf import PDFDocument
+    from mineru.backend.analysis.pdf import pipeline
+
     sizes = _page_sizes(file_bytes)
     with tempfile.TemporaryDirectory(prefix="fake-mineru-model-") as tmp:
         path = Path(tmp) / "in.pdf"
