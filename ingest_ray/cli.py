@@ -21,8 +21,8 @@ from ingest_ray.commands.common import console, err_console
 from ingest_ray.commands.dlq import dlq_app
 from ingest_ray.commands.ingest import demo, ingest, search
 from ingest_ray.commands.ledger import ledger_migrate, ledger_prune
-from ingest_ray.commands.up import up
 from ingest_ray.commands.tenants import tenant_app
+from ingest_ray.commands.up import up
 from ingest_ray.commands.workers import runtime_app, status, worker_app
 from ingest_ray.config import Settings, get_settings
 from ingest_ray.errors import IngestError

@@ -198,7 +198,8 @@ class DispatcherCore:
         out: list[Dispatch] = []
         for pool in self.catalog.pools.values():
             # the launcher's budget follows the pool's size; admission may hold it lower
-            budget = min(self.admission.budget(pool), self._budgets.get(pool.name, pool.max_in_flight))
+            sized = self._budgets.get(pool.name, pool.max_in_flight)
+            budget = min(self.admission.budget(pool), sized)
             passed = set[str]()
             while self._busy.get(pool.name, 0) < budget:
                 stage = self._best_stage(pool.name, now, passed)
