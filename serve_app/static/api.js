@@ -59,6 +59,7 @@ export const api = {
   jobs: (params) => call("GET", "/jobs", { params }),
   job: (id) => call("GET", job(id)),
   stats: () => call("GET", "/stats"),
+  tenants: () => call("GET", "/tenants"),
   charts: () => call("GET", "/stats/charts"),
   submit: (item) => call("POST", "/jobs", { json: item }),
   upload: (form) => call("POST", "/jobs", { form }),

@@ -61,6 +61,36 @@ async function refreshStats() {
   }
 }
 
+// The caller's tenant in the scheduler (GET /tenants): weight, share of the last minute's
+// dispatches against its fair share, in flight against its cap, quota use, queue wait, and why
+// its new jobs do not start when they do not.
+function schedulingText(view) {
+  const limits = view.limits || {};
+  const s = view.stats;
+  const cap = limits.max_in_flight ? ` / ${limits.max_in_flight}` : "";
+  const quota = limits.jobs_per_hour ? ` / ${limits.jobs_per_hour}` : "";
+  const head = `tenant ${view.tenant_id} · weight ${limits.weight ?? 1}`;
+  if (!s) return `${head} · no recent jobs in the scheduler`;
+  const pct = (x) => `${Math.round((x || 0) * 100)}%`;
+  const wait = s.wait_p99_s == null ? "–" : `${s.wait_p99_s.toFixed(1)} s`;
+  const parts = [head, `share ${pct(s.share)} of dispatches (fair ${pct(s.fair_share)})`,
+    `in flight ${s.in_flight}${cap}`, `waiting ${s.waiting}`, `this hour ${s.quota_used}${quota}`,
+    `wait p99 ${wait}`];
+  if (s.blocked) parts.push(`held: ${s.blocked}`);
+  return parts.join(" · ");
+}
+
+async function refreshScheduling() {
+  try {
+    const view = await api.tenants();
+    const line = byTest("tenant-scheduling");
+    line.textContent = schedulingText(view);
+    line.dataset.blocked = view.stats?.blocked ? "yes" : "no";
+  } catch (error) {
+    // a key without jobs:read already shows in the connection state; nothing more to say here
+  }
+}
+
 async function loadInfo() {
   try {
     state.info = await api.info();
@@ -77,6 +107,7 @@ async function loadInfo() {
 function tick() {
   if (!apiKey.get()) return;
   refreshStats();
+  refreshScheduling();
   state.view?.tick?.();
 }
 

@@ -27,6 +27,9 @@ def test_dashboard_jobs_filter_page_and_update_live(ui: Ui, page: object) -> Non
     for job_id in [*ids, other]:
         ui.live.wait_status(job_id, JobStatus.COMPLETED)
     rows = _rows(page)
+    scheduling = page.get_by_test_id("tenant-scheduling")  # type: ignore[attr-defined]
+    expect(scheduling).to_contain_text(f"tenant {ui.tenant} · weight 1")  # GET /tenants
+    expect(scheduling).to_contain_text("share 100% of dispatches", timeout=15_000)  # the only one
     newest = page.locator(f'[data-testid="job-row"][data-job-id="{other}"]')  # type: ignore[attr-defined]
     expect(newest).to_be_visible()  # a refresh that saw every job (paging follows what is shown)
     expect(rows).to_have_count(20)  # the newest page
