@@ -132,4 +132,4 @@ def _event_reader(
         return PgEventReader.from_settings(
             settings, poll_s=api.sse_poll_s, ensure_schema=ledger.ping
         )
-    return EventReader(client, settings.redis_prefix)
+    return EventReader(client, settings.redis_prefix, poll_s=api.sse_poll_s)

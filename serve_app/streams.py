@@ -7,6 +7,7 @@ terminal every event up to that transition is in the stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -34,9 +35,10 @@ def parse_event(raw: str | bytes) -> JobEvent:
 class EventReader:
     """Reads job heads and event streams on the replica's shared asyncio Redis pool."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, *, poll_s: float = 0.5) -> None:
         self._r = client
         self._prefix = prefix
+        self.poll_s = poll_s
 
     def _key(self, job_id: str) -> str:
         return RedisKeys(self._prefix).job(job_id)
@@ -59,3 +61,11 @@ class EventReader:
             if raw is not None:
                 out.append(parse_event(raw))
         return out
+
+    async def wait(self, job_id: str, after_seq: int, timeout: float) -> bool:
+        """Return when the job may have an event after ``after_seq``: here after
+        ``min(timeout, poll_s)`` (a polled read; a blocking ``XREAD`` per open stream would hold
+        one of the replica's pooled connections for each). Answers True."""
+        del job_id, after_seq
+        await asyncio.sleep(min(timeout, self.poll_s))
+        return True

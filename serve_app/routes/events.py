@@ -14,7 +14,6 @@ last seq of that history as its id; the live events follow from there.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -80,7 +79,8 @@ async def _stream(
                 continue
             if await request.is_disconnected():
                 return
-            await asyncio.sleep(ctx.api.sse_poll_s)
+            # Redis: a polled read every sse_poll_s; PostgreSQL: woken by the ledger's NOTIFY
+            await ctx.events.wait(job_id, seq, ctx.api.sse_heartbeat_s)
     finally:
         ctx.open_streams -= 1
 
