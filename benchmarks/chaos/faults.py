@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 
+from ingest_ray.index.pgstack import TempPostgres
 from ingest_ray.runtime.actors import find
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.stack.launcher import LocalStack
@@ -68,10 +69,12 @@ class Injector:
         workers: Workers,
         kinds: tuple[str, ...] = FAULTS,
         outage_s: float = 10.0,
+        postgres: TempPostgres | None = None,
     ) -> None:
         self.rng, self.options, self.stack, self.workers = rng, options, stack, workers
         self.kinds = kinds
         self.outage_s = outage_s
+        self.postgres = postgres
 
     def inject(self, kind: str | None = None) -> FaultRecord:
         """One fault of ``kind`` (a random one by default)."""
@@ -136,3 +139,14 @@ class Injector:
 
     def _redis_kill9(self) -> str:
         return self._kill9(self.stack.redis)
+
+    def _postgres_kill9(self) -> str:
+        """The PostgreSQL ledger's postmaster (and its backends) killed with SIGKILL, restarted
+        after the outage on the same data directory (crash recovery from the WAL)."""
+        if self.postgres is None:
+            return "(no PostgreSQL ledger)"
+        pid = self.postgres.postmaster_pid()
+        self.postgres.kill()
+        time.sleep(self.outage_s)
+        self.postgres.restart()
+        return f"postgres pid {pid}"

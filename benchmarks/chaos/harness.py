@@ -31,6 +31,7 @@ from benchmarks.chaos.checks import Findings, check
 from benchmarks.chaos.corpus import TENANT, Outgoing, corpus
 from benchmarks.chaos.faults import FAULTS, FaultRecord, Injector, Workers
 from ingest_ray.config import Settings
+from ingest_ray.index.pgstack import TempPostgres
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.runtime.options import RuntimeOptions
@@ -55,6 +56,15 @@ class ChaosConfig:
     faults: tuple[str, ...] = FAULTS
     settle_timeout_s: float = 900.0
     outage_s: float = 10.0
+    #: the ledger backend; ``postgres`` runs a temporary durable PostgreSQL and adds its
+    #: ``kill -9`` (``postgres_kill9``) to the faults
+    ledger: str = "redis"
+
+    def fault_kinds(self) -> tuple[str, ...]:
+        """The faults of this run (the PostgreSQL twin only with that ledger)."""
+        if self.ledger == "postgres" and "postgres_kill9" not in self.faults:
+            return (*self.faults, "postgres_kill9")
+        return self.faults
 
 
 @dataclass
@@ -126,13 +136,22 @@ class ChaosRun:
             kafka_port=ports[0], controller_port=ports[1], redis_port=ports[2],
         )  # fmt: skip
         stack.up(timeout=240)
+        postgres = (
+            TempPostgres(durable=True, extensions=()) if self.cfg.ledger == "postgres" else None
+        )
         try:
-            return self._run(stack, pdfs, started)
+            if postgres is not None:
+                postgres.start()
+            return self._run(stack, postgres, pdfs, started)
         finally:
+            if postgres is not None:
+                postgres.stop()
             stack.down()
 
-    def _run(self, stack: LocalStack, pdfs: list[Path], started: float) -> ChaosReport:
-        settings = self._settings(stack)
+    def _run(
+        self, stack: LocalStack, postgres: TempPostgres | None, pdfs: list[Path], started: float
+    ) -> ChaosReport:
+        settings = self._settings(stack, postgres)
         KafkaClient.from_settings(settings).ensure_topics()
         env = _worker_env(settings, self.workdir / "state")
         workers = Workers(lambda name: _start_worker(name, env, self.workdir),
@@ -140,21 +159,22 @@ class ChaosRun:
         progress = Progress(settings)
         progress.start()
         try:
-            return self._flow(settings, stack, workers, progress, pdfs, started)
+            return self._flow(settings, stack, postgres, workers, progress, pdfs, started)
         finally:
             progress.stop.set()
             _stop_workers(workers)
 
     def _flow(
-        self, settings: Settings, stack: LocalStack, workers: Workers, progress: Progress,
-        pdfs: list[Path], started: float,
+        self, settings: Settings, stack: LocalStack, postgres: TempPostgres | None,
+        workers: Workers, progress: Progress, pdfs: list[Path], started: float,
     ) -> ChaosReport:  # fmt: skip
         cfg = self.cfg
         messages = corpus(cfg.jobs, cfg.pdf_share, cfg.malformed, pdfs, self.workdir, cfg.seed)
         producing = Producing(settings, messages, pace_s=cfg.duration_s * 0.7)
         producing.start()
         injector = Injector(rng=random.Random(cfg.seed), options=self.options, stack=stack,
-                            workers=workers, kinds=cfg.faults, outage_s=cfg.outage_s)  # fmt: skip
+                            workers=workers, kinds=cfg.fault_kinds(), outage_s=cfg.outage_s,
+                            postgres=postgres)  # fmt: skip
         faults = self._inject(injector, progress)
         producing.join(timeout=900)
         produced_at = time.time()
@@ -175,7 +195,7 @@ class ChaosRun:
     def _inject(self, injector: Injector, progress: Progress) -> list[FaultRecord]:
         rng = random.Random(self.cfg.seed + 1)
         deadline = time.time() + self.cfg.duration_s
-        kinds = list(self.cfg.faults)
+        kinds = list(self.cfg.fault_kinds())
         rng.shuffle(kinds)  # each kind once first, then at random
         faults: list[FaultRecord] = []
         while time.time() < deadline:
@@ -207,8 +227,11 @@ class ChaosRun:
         finally:
             ledger.close()
 
-    def _settings(self, stack: LocalStack) -> Settings:
+    def _settings(self, stack: LocalStack, postgres: TempPostgres | None) -> Settings:
+        ledger = {} if postgres is None else {"ledger_backend": "postgres",
+                                              "postgres_dsn": postgres.dsn}  # fmt: skip
         return Settings(
+            **ledger,  # type: ignore[arg-type]
             kafka_bootstrap_servers=stack.kafka.address, redis_url=stack.redis.address,
             redis_prefix="chaos:", runtime_name=self.tag, consumer_group=self.tag,
             topic_partitions=4, metrics_port=-1, state_dir=self.workdir / "state",
@@ -267,6 +290,8 @@ def _worker_env(settings: Settings, state: Path) -> dict[str, str]:
         "INGEST_RAY_PLUGINS": json.dumps(settings.plugins),
         "INGEST_RAY_SECTIONS": json.dumps(settings.sections),
         "INGEST_RAY_WORKER_HEARTBEAT_S": "1", "COLUMNS": "200",
+        "INGEST_RAY_LEDGER_BACKEND": settings.ledger_backend,
+        "INGEST_RAY_POSTGRES_DSN": settings.postgres_dsn,
     }  # fmt: skip
 
 

@@ -119,6 +119,9 @@ def chaos(
     pdfs: Annotated[Path | None, typer.Option(help="PDFs to copy (default: the samples).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the corpus and the faults.")] = 7,
     outage: Annotated[float, typer.Option(help="Seconds Kafka or Redis stays down.")] = 10.0,
+    ledger: Annotated[
+        str, typer.Option(help="redis, or postgres (a temporary durable one, also killed).")
+    ] = "redis",
 ) -> None:
     """Random faults on every component while jobs flow, then: lost, doubled, unfinished?"""
     import tempfile  # noqa: PLC0415
@@ -129,10 +132,13 @@ def chaos(
     from benchmarks.chaos.harness import ChaosConfig, ChaosRun  # noqa: PLC0415
     from ingest_ray.samples import write_samples  # noqa: PLC0415
 
+    if ledger not in ("redis", "postgres"):
+        raise typer.BadParameter("--ledger is redis or postgres")
+
     cfg = ChaosConfig(
         jobs=jobs, duration_s=duration, workers=workers, fault_every_s=fault_every,
         flaky_rate=flaky_rate, malformed=malformed, pdf_share=pdf_share, seed=seed,
-        outage_s=outage,
+        outage_s=outage, ledger=ledger,
     )  # fmt: skip
     ray.init(num_cpus=settings().ray_local_num_cpus, include_dashboard=False, log_to_driver=False)
     try:
