@@ -236,10 +236,13 @@ def new_topics(kafka_bootstrap: str) -> Callable[..., list[str]]:
 
 @pytest.fixture(scope="session")
 def local_ray() -> Iterator[None]:
-    """One local Ray for the whole session (the runtime tests' actors live in it)."""
+    """One local Ray for the whole session (the runtime tests' actors live in it). Logical CPUs,
+    not cores: two runtimes may be alive at once (the dashboard's package-scoped one and a
+    module's own), and each keeps ``min_size`` actors of every pool (4.5 CPUs of requests for
+    the built-in pools), so 8 left a second runtime's embed actor unplaceable."""
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
+    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
     yield
     ray.shutdown()
 
