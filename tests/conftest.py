@@ -242,7 +242,9 @@ def local_ray() -> Iterator[None]:
     the built-in pools), so 8 left a second runtime's embed actor unplaceable."""
     import ray
 
-    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests")
+    ray.init(
+        num_cpus=16, include_dashboard=False, log_to_driver=False, namespace="ingest-ray-tests"
+    )
     yield
     ray.shutdown()
 
