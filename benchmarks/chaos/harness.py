@@ -198,7 +198,9 @@ class ChaosRun:
         kinds = list(self.cfg.fault_kinds())
         rng.shuffle(kinds)  # each kind once first, then at random
         faults: list[FaultRecord] = []
-        while time.time() < deadline:
+        # every kind at least once even when the outages ran past the deadline (bounded by the
+        # number of kinds), then at random until the deadline
+        while time.time() < deadline or len(faults) < len(kinds):
             time.sleep(rng.uniform(0.5, 1.5) * self.cfg.fault_every_s)
             kind = kinds[len(faults)] if len(faults) < len(kinds) else None
             record = injector.inject(kind)
