@@ -43,6 +43,9 @@ class RacyReader(EventReader):
     async def head(self, job_id: str) -> tuple[str, JobStatus] | None:
         return await self._inner.head(job_id)
 
+    async def wait(self, job_id: str, after_seq: int, timeout: float) -> bool:
+        return await self._inner.wait(job_id, after_seq, timeout)
+
     async def after(self, job_id: str, seq: int, *, count: int = 100) -> list[JobEvent]:
         found = await self._inner.after(job_id, seq, count=count)
         if not found and job_id not in self.fired:
