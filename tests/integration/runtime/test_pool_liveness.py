@@ -1,5 +1,5 @@
 """Stage pools on a real (local) Ray: an actor that dies while idle is found and replaced
-without a job paying for it, and a pool grows between resizes only up to its target."""
+without a job paying for it, and a pool grows only as its sizer decides, within what fits."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import ray
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.runtime.pools import StagePool
+from ingest_ray.runtime.sizing import PoolLoad, plan
 from ingest_ray.simulate.accelerator import FACTORY, accelerator_pool
 from ingest_ray.stages.base import StageInput
 
@@ -72,15 +73,21 @@ def test_pool_probe_leaves_live_actors_alone(pool_of_one: StagePool) -> None:
     assert pool_of_one.size == 1
 
 
-def test_pool_grows_between_resizes_only_up_to_its_target(local_ray: None) -> None:
+def test_pool_grows_only_as_its_sizer_decides_and_within_what_can_be_placed(
+    local_ray: None,
+) -> None:
     pool = _pool(max_size=3, concurrency=1)
     try:
         refs = [pool.submit("accelerate", [_item(f"d{i}")], 30) for i in range(3)]
-        assert pool.size == 1  # target is still min_size: the calls queue on the one actor
+        assert pool.size == 1  # no growth on the call path: the calls queue on the one actor
         assert len(ray.get([r for r, _ in refs], timeout=120)) == 3
-        pool.resize(backlog=10, calls=3, placeable=5)
-        assert pool.size == pool.target == 3
-        pool.resize(backlog=10, calls=3, placeable=0)
-        assert pool.target == 3  # room counts the actors it has
+        for call in range(3):
+            pool.done(refs[call][1])
+        room = plan([(pool.sizer, PoolLoad(ready=10, in_flight=0))], {"CPU": 0.25})
+        pool.apply(room[pool.spec.name])  # the cluster has room for one more actor only
+        assert pool.size == 2 and pool.stats().target == 3
+        more = plan([(pool.sizer, PoolLoad(ready=10, in_flight=0))], {"CPU": 8.0})
+        pool.apply(more[pool.spec.name])
+        assert pool.size == pool.stats().target == 3  # bounded by max_size
     finally:
         pool.kill_all()
