@@ -107,6 +107,11 @@ class LedgerError(IngestError):
     """Base of the ledger's own errors."""
 
 
+class BadJobRecordError(LedgerError, PermanentError):
+    """A job record the runtime cannot run (no readable source): the job fails with this reason
+    instead of stopping the Dispatcher that recovers it."""
+
+
 class JobNotFoundError(LedgerError, PermanentError):
     """No job with this id (for this tenant)."""
 

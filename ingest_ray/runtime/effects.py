@@ -13,6 +13,7 @@ from typing import Any
 
 from ingest_ray.config import Settings
 from ingest_ray.deadletters import job_letter
+from ingest_ray.errors import BadJobRecordError
 from ingest_ray.events import (
     DeadLetter,
     DocumentSource,
@@ -92,16 +93,20 @@ def resume_request(job: Job, catalog: Catalog, *, lost: bool) -> TransitionReque
     )  # fmt: skip
 
 
-def reject_requests(job: Job, settings: Settings, reason: str) -> list[TransitionRequest]:
-    """Fail a queued job the runtime cannot run (its pipeline is unknown): start, then fail,
-    with its dead letter. The two writes apply in order in one batch."""
-    failure = StageFailure("ConfigurationError", reason, retryable=False)
+def reject_requests(
+    job: Job, settings: Settings, reason: str, error_type: str = "ConfigurationError"
+) -> list[TransitionRequest]:
+    """Fail a job the runtime cannot run (its pipeline is unknown, or its record has no
+    readable source), with its dead letter: a queued one is started first, and the two writes
+    apply in order in one batch; a processing one is failed where it is."""
+    failure = StageFailure(error_type, reason, retryable=False)
     letter = _dead_letter(
         failure, job_id=job.job_id, tenant_id=job.tenant_id, doc_key=job.doc_key,
         stage="admission", attempts=0,
     )  # fmt: skip
+    start = [TransitionRequest(job.job_id, JobStatus.QUEUED, JobStatus.PROCESSING, stage=None)]
     return [
-        TransitionRequest(job.job_id, JobStatus.QUEUED, JobStatus.PROCESSING, stage=None),
+        *(start if job.status is JobStatus.QUEUED else []),
         TransitionRequest(
             job.job_id,
             JobStatus.PROCESSING,
@@ -175,16 +180,23 @@ def _maps_now(outcome: Advance | Finish, pipeline: Pipeline) -> bool:
 
 def work_item_from_job(job: Job, catalog: Catalog) -> WorkItem | None:
     """Rebuild the Dispatcher's view of a queued or processing job from its ledger record
-    (raises ``ConfigurationError`` for a pipeline the catalog does not know)."""
+    (raises ``ConfigurationError`` for a pipeline the catalog does not know, and
+    ``BadJobRecordError`` for a record without a readable source or stage)."""
     if job.status not in (JobStatus.QUEUED, JobStatus.PROCESSING):
         return None
     pipeline = catalog.pipeline(job.pipeline)
+    try:
+        source = DocumentSource.model_validate(job.metadata["source"])
+        stage_index = pipeline.index_of(job.stage) if job.stage else 0
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise BadJobRecordError(
+            f"job {job.job_id} cannot run: no readable source or stage in its record ({exc})"[:300]
+        ) from exc
     # a processing job resumes its current stage; a retried one the stage where it failed
-    stage_index = pipeline.index_of(job.stage) if job.stage else 0
     processing = job.status is JobStatus.PROCESSING
     return WorkItem(
         job_id=job.job_id, tenant_id=job.tenant_id, doc_key=job.doc_key, pipeline=job.pipeline,
-        priority=job.priority, source=DocumentSource.model_validate(job.metadata["source"]),
+        priority=job.priority, source=source,
         stage_index=stage_index, attempt=max(1, job.attempts) if processing else 1,
         metadata=dict(job.metadata.get("request", {})), outputs=dict(job.outputs),
         needs_start=not processing, errors=job.stage_errors if processing else 0,
@@ -194,11 +206,14 @@ def work_item_from_job(job: Job, catalog: Catalog) -> WorkItem | None:
 
 def compensation_item(job: Job, catalog: Catalog) -> WorkItem | None:
     """The item whose effects a cancelled job's compensating stages take back (any status;
-    ``None`` for a pipeline the catalog does not know)."""
+    ``None`` for a pipeline the catalog does not know or a record without a source)."""
     if job.pipeline not in catalog.pipelines:
         return None
     running = job.model_copy(update={"status": JobStatus.PROCESSING})
-    return work_item_from_job(running, catalog)
+    try:
+        return work_item_from_job(running, catalog)
+    except BadJobRecordError:  # a record no stage could have run: nothing to take back
+        return None
 
 
 def _spec_of(outcome: Outcome, catalog: Catalog) -> StageSpec:

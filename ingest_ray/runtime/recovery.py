@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ingest_ray.control import CancelJob, InboxEntry, RequeueJob
-from ingest_ray.errors import IngestError
+from ingest_ray.errors import BadJobRecordError, IngestError
 from ingest_ray.ledger.base import Job, JobFilter, TransitionOutcome
 from ingest_ray.runtime.backlog import Backlog
 from ingest_ray.runtime.effects import (
@@ -97,15 +97,15 @@ class Recovery:
         """Hold jobs again that are queued or processing and not held (see the module doc)."""
         queued: list[WorkItem] = []
         taken_over: list[Job] = []
-        rejected: list[Job] = []
+        rejected: list[tuple[Job, IngestError]] = []
         adopted = 0
         for job in jobs:
             if job is None or self.core.holds(job.job_id):
                 continue
             try:
                 item = work_item_from_job(job, self.catalog)
-            except IngestError:
-                rejected.append(job)
+            except IngestError as exc:
+                rejected.append((job, exc))
                 continue
             if item is None:
                 continue
@@ -145,13 +145,16 @@ class Recovery:
             ready.append((item, when))
         return self.core.admit_at(ready)
 
-    async def _reject(self, jobs: list[Job]) -> None:
-        """Fail jobs of a pipeline the catalog does not know (they would wait forever)."""
+    async def _reject(self, jobs: list[tuple[Job, IngestError]]) -> None:
+        """Fail jobs the runtime cannot run (they would wait forever, or stop every recovery):
+        a pipeline the catalog does not know, a record without a readable source."""
         requests = []
-        for job in jobs:
-            reason = f"unknown pipeline {job.pipeline!r}"
-            if job.status is JobStatus.QUEUED:
-                requests += reject_requests(job, self.loop.settings, reason)
+        for job, error in jobs:
+            bad = isinstance(error, BadJobRecordError)
+            reason = str(error) if bad else f"unknown pipeline {job.pipeline!r}"
+            if bad or job.status is JobStatus.QUEUED:  # (a processing job of a pipeline not
+                # known here may be another catalog's, mid-run: left to it, only logged)
+                requests += reject_requests(job, self.loop.settings, reason, type(error).__name__)
             log.warning("job %s: %s", job.job_id, reason)
         if requests:
             await self.loop.write(requests)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,12 +180,19 @@ def test_pg_api_cancel_stops_a_slow_job(pg_api: PgApi) -> None:
     assert env.ledger.get(job_id).status is JobStatus.CANCELLED
 
 
-def _dead_letter_of(env: ApiEnv, job_id: str) -> DeadLetter | None:
-    for msg in read_topic(env.settings.kafka_bootstrap_servers, env.settings.topic_deadletter):
-        letter = decode(msg.value())
-        if isinstance(letter, DeadLetter) and letter.job_id == job_id:
-            return letter
-    return None
+def _dead_letter_of(env: ApiEnv, job_id: str, timeout: float = 30.0) -> DeadLetter | None:
+    """The job's dead letter, once the outbox relay has published it (it follows the failed
+    transition that wrote it, so it may arrive a moment after the job reads failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topic = env.settings.topic_deadletter
+        for msg in read_topic(env.settings.kafka_bootstrap_servers, topic):
+            letter = decode(msg.value())
+            if isinstance(letter, DeadLetter) and letter.job_id == job_id:
+                return letter
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
 
 
 def test_pg_api_failure_is_dead_lettered_then_retried_to_completion(pg_api: PgApi) -> None:

@@ -55,7 +55,9 @@ def test_multinode_calls_lost_with_the_node_ran_again_on_another(run: Run) -> No
 
 def test_multinode_each_pool_ran_only_on_the_nodes_its_resources_allow(run: Run) -> None:
     rows = {a.name: a for a in [*run.before_kill, *run.after]}.values()
-    stage_actors = [a for a in rows if a.pool]
+    # an actor released before it was ever placed (started and stopped by the sizer while
+    # pending) has no node: it ran nowhere, so there is nothing to check about where
+    stage_actors = [a for a in rows if a.pool and a.node != "?"]
     assert {a.pool for a in stage_actors} >= POOLS
     for actor in stage_actors:
         if actor.pool == "mineru":

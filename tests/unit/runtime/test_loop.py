@@ -239,6 +239,22 @@ async def test_loop_requeue_command_picks_up_a_retried_job() -> None:
 
 
 @sync
+async def test_loop_fails_a_job_record_it_cannot_run_and_recovers_the_rest() -> None:
+    r = rig()
+    from ingest_ray.ledger.base import NewJob
+
+    broken = r.ledger.create(NewJob(tenant_id="t", doc_key="doc-b", pipeline="p")).job_id
+    r.ledger.transition(TransitionRequest(broken, JobStatus.QUEUED, JobStatus.PROCESSING,
+                                          stage="nowhere", attempts=1))  # fmt: skip
+    good = r.create("doc-ok")
+    await r.loop.start()  # the record without a source does not stop the recovery
+    await r.until(lambda: r.status(good) == "completed" and r.status(broken) == "failed")
+    error = r.ledger.get(broken).error
+    assert error is not None and error.type == "BadJobRecordError", error
+    assert ("dlq", "ingest.deadletter") in _topics(r)
+
+
+@sync
 async def test_loop_fails_a_queued_job_of_an_unknown_pipeline_with_a_dead_letter() -> None:
     r = rig()
     stray = r.create("doc-x", pipeline="removed")
