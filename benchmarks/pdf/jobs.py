@@ -81,7 +81,7 @@ def system_settings(base: Settings, work: Path, system: str) -> Settings:
     tag = f"{system}-{uuid.uuid4().hex[:8]}"
     sections = {
         **base.sections,
-        "fetch": {**base.sections.get("fetch", {}), "blob_dir": str(work / system / "blobs")},
+        "storage": {**base.sections.get("storage", {}), "blob_url": str(work / system / "blobs")},
         "index": {**base.sections.get("index", {}), "lancedb_dir": str(work / system / "lancedb")},
         "bench": {**base.sections.get("bench", {}), "timing_dir": str(work / system / "timing")},
     }
