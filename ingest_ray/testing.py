@@ -45,7 +45,7 @@ from ingest_ray.ledger.base import (
 from ingest_ray.pipelines.builtin import STAGE_FACTORIES
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.stage_host import build_stage
-from ingest_ray.stages.base import StageInput, StageOutput
+from ingest_ray.stages.base import StageInput, StageOutput, run_each
 from ingest_ray.states import (
     DEDUPLICATING,
     JobStatus,
@@ -431,13 +431,7 @@ class ScriptedStage:
 
     async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
         """Each item on its own; one failure does not fail the others."""
-        results: list[StageOutput | IngestError] = []
-        for item in items:
-            try:
-                results.append(await self.run(item))
-            except IngestError as exc:
-                results.append(exc)
-        return results
+        return await run_each(self.run, items)
 
     async def compensate(self, items: Sequence[StageInput]) -> None:
         """Take back the effects of cancelled jobs."""

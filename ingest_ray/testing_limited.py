@@ -22,7 +22,7 @@ from ingest_ray.adapters.ratelimit import rate_limiter_from_settings
 from ingest_ray.config import Settings
 from ingest_ray.errors import IngestError
 from ingest_ray.runtime.sources import adapter_settings
-from ingest_ray.stages.base import StageInput, StageOutput
+from ingest_ray.stages.base import StageInput, StageOutput, run_each
 
 
 class RateLimitedStage:
@@ -55,13 +55,7 @@ class RateLimitedStage:
 
     async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
         """One by one."""
-        results: list[StageOutput | IngestError] = []
-        for item in items:
-            try:
-                results.append(await self.run(item))
-            except IngestError as exc:
-                results.append(exc)
-        return results
+        return await run_each(self.run, items)
 
     async def aclose(self) -> None:
         """Close the clients."""

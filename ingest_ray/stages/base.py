@@ -11,7 +11,7 @@ nothing about retries: it raises :class:`~ingest_ray.errors.RetryableError` or
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -105,6 +105,20 @@ class Stage(Protocol):
         ...
 
 
+async def run_each(
+    run: Callable[[StageInput], Awaitable[StageOutput]], items: Sequence[StageInput]
+) -> list[StageOutput | IngestError]:
+    """``run`` on each item in turn; a typed error fails that item only (the one-by-one
+    ``run_batch`` of stages that do not batch)."""
+    results: list[StageOutput | IngestError] = []
+    for item in items:
+        try:
+            results.append(await run(item))
+        except IngestError as exc:
+            results.append(exc)
+    return results
+
+
 class BaseStage(abc.ABC):
     """Convenience base: ``run_batch`` runs items one by one, ``aclose`` does nothing."""
 
@@ -117,13 +131,7 @@ class BaseStage(abc.ABC):
 
     async def run_batch(self, items: Sequence[StageInput]) -> list[StageOutput | IngestError]:
         """Run each item; a typed error fails that item only."""
-        results: list[StageOutput | IngestError] = []
-        for item in items:
-            try:
-                results.append(await self.run(item))
-            except IngestError as exc:
-                results.append(exc)
-        return results
+        return await run_each(self.run, items)
 
     async def aclose(self) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Nothing to release by default."""
