@@ -464,25 +464,42 @@ def use_scripted_stages(catalog: Catalog) -> None:
         catalog.stages[name] = "ingest_ray.testing:ScriptedStage"
 
 
+def flaky_try_fails(job_id: str, stage: str, attempt: int, rate: float, *,
+                    max_failed_try: int) -> bool:  # fmt: skip
+    """Whether try ``attempt`` of ``stage`` for ``job_id`` is one :class:`FlakyStage` fails: a
+    pure function, so a run is reproducible; never a try after ``max_failed_try``."""
+    if attempt > max_failed_try:
+        return False
+    digest = hashlib.sha256(f"{job_id}|{stage}|{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < rate
+
+
 class FlakyStage:
     """A built-in stage that fails retryably at a rate (``sections["flaky"]``: ``rate``, a share
     of tries, and ``stages``, the stage names to wrap) and may linger after its work is done
     (``after_s``: stage name -> seconds, e.g. an index write that landed just before the job
     was cancelled). Which tries fail is a pure function of (job, stage, attempt), so a run is
-    reproducible. For chaos tests: a recoverable error must never become a permanent failure."""
+    reproducible. For chaos tests: a recoverable error must never become a permanent failure.
+
+    A transient fault clears: only tries up to ``max_failed_try`` (default 2) may fail, so
+    an injected fault never outlasts the smallest retry budget of the built-in stages (3
+    tries). Without that bound, three unlucky tries in a row at 5% each happen about once in
+    8,000 job-stages, and a chaos run of a few hundred jobs would fail now and then on the
+    retry policy doing its job."""
 
     def __init__(self, settings: Settings, name: str) -> None:
         flaky = settings.sections.get("flaky", {})
         self.name = name
         self.rate = float(flaky.get("rate", 0.0)) if name in flaky.get("stages", []) else 0.0
         self.after_s = float(flaky.get("after_s", {}).get(name, 0.0))
+        self.max_failed_try = int(flaky.get("max_failed_try", 2))
         self._inner = build_stage(STAGE_FACTORIES[name], settings, name)
         self.batch_size = self._inner.batch_size
         self.injected = 0
 
     def _fails(self, item: StageInput) -> bool:
-        digest = hashlib.sha256(f"{item.job_id}|{self.name}|{item.attempt}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.rate
+        return flaky_try_fails(item.job_id, self.name, item.attempt, self.rate,
+                               max_failed_try=self.max_failed_try)  # fmt: skip
 
     async def run(self, item: StageInput) -> StageOutput:
         """The wrapped stage, unless this try is one that fails."""

@@ -34,3 +34,19 @@ def test_retry_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay_s=5, max_delay_s=1)
+
+
+def test_injected_transient_failures_stay_within_the_smallest_retry_budget() -> None:
+    from ingest_ray.testing import flaky_try_fails
+
+    jobs = [f"job-{i}" for i in range(2000)]
+    always = [flaky_try_fails(j, "index", 1, 1.0, max_failed_try=2) for j in jobs]
+    assert all(always)
+    assert not any(flaky_try_fails(j, "index", 3, 1.0, max_failed_try=2) for j in jobs)
+    share = sum(flaky_try_fails(j, "index", 1, 0.05, max_failed_try=2) for j in jobs) / len(jobs)
+    assert 0.03 < share < 0.07  # the rate is a share of tries
+    # the same try always gives the same answer, and tries are not all alike
+    assert [flaky_try_fails(j, "chunk", 2, 0.5, max_failed_try=2) for j in jobs[:50]] == [
+        flaky_try_fails(j, "chunk", 2, 0.5, max_failed_try=2) for j in jobs[:50]
+    ]
+    assert len({flaky_try_fails(j, "chunk", 2, 0.5, max_failed_try=2) for j in jobs[:50]}) == 2

@@ -118,11 +118,13 @@ def test_two_tenants_share_a_pool_and_limits_change_at_run_time(env: Env) -> Non
         # at run time: A may run one job at a time, C two jobs an hour
         store.set("A", default=TenantLimits(), max_in_flight=1)
         store.set("C", default=TenantLimits(), jobs_per_hour=2)
+        # a lowered cap preempts nothing: the jobs A started under the old one finish first
         env.wait_for(
             lambda: (
                 (s := _snapshot(env)) is not None
                 and s.tenants.get("A") is not None
                 and s.tenants["A"].max_in_flight == 1
+                and s.tenants["A"].in_flight <= 1
             )
         )
         in_flight = []
