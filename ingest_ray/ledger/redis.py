@@ -49,6 +49,7 @@ from ingest_ray.ledger.base import (
     TransitionRequest,
 )
 from ingest_ray.ledger.redis_queued import QueuedIndex
+from ingest_ray.ledger.redis_scripts import ScriptCall, run_pipelined
 from ingest_ray.states import (
     DEDUPLICATING,
     TERMINAL,
@@ -118,10 +119,8 @@ class RedisLedger:
 
     def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
         """Create many jobs in one pipelined round trip (each create is atomic on its own)."""
-        pipe = self._r.pipeline(transaction=False)
-        for job in jobs:
-            self._create(args=self._create_args(job), client=pipe)
-        return [self._create_outcome(raw) for raw in pipe.execute()]
+        calls = [(self._create, self._create_args(job)) for job in jobs]
+        return [self._create_outcome(raw) for raw in run_pipelined(self._r, calls)]
 
     def _create_args(self, job: NewJob) -> list[Any]:
         now = _now_ms()
@@ -171,7 +170,7 @@ class RedisLedger:
     ) -> list[TransitionOutcome | LedgerError]:
         """Apply many transitions in one round trip; refusals come back as error values."""
         results: list[TransitionOutcome | LedgerError | None] = [None] * len(requests)
-        pipe = self._r.pipeline(transaction=False)
+        calls: list[ScriptCall] = []
         sent: list[int] = []
         for i, request in enumerate(requests):
             try:
@@ -179,9 +178,9 @@ class RedisLedger:
             except IllegalTransitionError as exc:
                 results[i] = exc
                 continue
-            self._transition(args=args, client=pipe)
+            calls.append((self._transition, args))
             sent.append(i)
-        for i, raw in zip(sent, pipe.execute() if sent else [], strict=True):
+        for i, raw in zip(sent, run_pipelined(self._r, calls) if sent else [], strict=True):
             results[i] = self._outcome(requests[i], raw)
         return [r for r in results if r is not None]
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import redis
 from redis.commands.core import Script
 
 from ingest_ray.ids import id_ceiling
 from ingest_ray.keys import RedisKeys
+from ingest_ray.ledger.redis_scripts import run_pipelined
 from ingest_ray.states import TERMINAL
 
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
@@ -48,11 +49,9 @@ def prune(
             )
             if not ids:
                 break
-            pipe = client.pipeline(transaction=False)
-            for job_id in ids:
-                args: list[Any] = [keys.prefix, job_id, before_ms, _TERMINAL_ARG, excluded]
-                script(args=args, client=pipe)
-            deleted += sum(int(n) for n in pipe.execute())
+            calls = [(script, [keys.prefix, job_id, before_ms, _TERMINAL_ARG, excluded])
+                     for job_id in ids]  # fmt: skip
+            deleted += sum(int(n) for n in run_pipelined(client, calls))
             if len(ids) < batch:
                 break
             lower = f"({ids[-1]}"

@@ -255,6 +255,20 @@ def test_batch_create_and_transition_report_per_item(ledger: Ledger) -> None:
     assert ledger.counts()[S.PROCESSING] == 5
 
 
+def test_redis_batches_reload_scripts_the_server_lost(redis_ledger: RedisLedger) -> None:
+    # one round trip per batch (EVALSHA straight away); after a restart the script cache is
+    # empty, the server answers NOSCRIPT, and the batch is sent again once, applied once
+    redis_ledger._r.script_flush()
+    outcomes = redis_ledger.create_many([NewJob("t1", f"doc:{i}", "auto") for i in range(3)])
+    assert [o.created for o in outcomes] == [True] * 3
+    redis_ledger._r.script_flush()
+    requests = [TransitionRequest(o.job_id, S.QUEUED, S.PROCESSING) for o in outcomes]
+    results = redis_ledger.transition_many(requests)
+    assert [type(r).__name__ for r in results] == ["TransitionOutcome"] * 3
+    assert [len(redis_ledger.get(o.job_id).history) for o in outcomes] == [2, 2, 2]
+    assert redis_ledger.counts()[S.PROCESSING] == 3
+
+
 def test_get_is_tenant_scoped(ledger: Ledger) -> None:
     job_id = _new(ledger, tenant="t1")
     assert ledger.get(job_id, tenant_id="t1").job_id == job_id

@@ -1,0 +1,51 @@
+"""Lua scripts in a pipeline, in one round trip.
+
+redis-py's ``Pipeline`` runs ``SCRIPT EXISTS`` before every ``execute`` that holds a
+registered :class:`~redis.commands.core.Script`: a second round trip for each batch of
+transitions. :func:`run_pipelined` sends ``EVALSHA`` straight away and loads a script only when
+the server answers ``NOSCRIPT`` (its script cache is empty after a restart), then re-sends just
+the calls that were refused. A ``NOSCRIPT`` answer means the script did not run, so re-sending
+those calls applies nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+#: (script, its ARGV): every ledger script takes its keys from ARGV (``numkeys`` is 0)
+ScriptCall = tuple[Script, Sequence[Any]]
+
+
+def run_pipelined(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Each call's answer, in order; the first error other than ``NOSCRIPT`` is raised (after
+    every call was sent, as ``Pipeline.execute`` does)."""
+    answers: list[Any] = [None] * len(calls)
+    pending = list(range(len(calls)))
+    for _ in range(2):  # once more after loading the scripts the server did not have
+        pipe = client.pipeline(transaction=False)
+        for i in pending:
+            script, args = calls[i]
+            pipe.evalsha(script.sha, 0, *args)
+        refused: list[int] = []
+        first_error: Exception | None = None
+        for i, answer in zip(pending, pipe.execute(raise_on_error=False) if pending else [],
+                             strict=True):  # fmt: skip
+            if isinstance(answer, NoScriptError):
+                refused.append(i)
+            elif isinstance(answer, Exception):
+                first_error = first_error or answer
+            else:
+                answers[i] = answer
+        if first_error is not None:
+            raise first_error
+        if not refused:
+            return answers
+        for script in {id(calls[i][0]): calls[i][0] for i in refused}.values():
+            script.sha = str(client.script_load(script.script))
+        pending = refused
+    raise NoScriptError("the server refused the scripts just loaded (SCRIPT FLUSH meanwhile?)")
