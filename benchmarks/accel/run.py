@@ -27,6 +27,7 @@ from benchmarks.pdf.corpus import build_corpus
 from benchmarks.pdf.ingest import run_ingest_ray
 from benchmarks.pdf.jobs import Job, system_settings
 from benchmarks.pdf.raydata import run_ray_data
+from benchmarks.pdf.timing import read_timings
 from ingest_ray.config import Settings
 from ingest_ray.pipelines.builtin import builtin_pools
 
@@ -93,9 +94,10 @@ def run(cfg: AccelBench, base: Settings, *, command: str = "", log: Any = print)
                 statuses = {}
                 for job in jobs:
                     statuses[job.status] = statuses.get(job.status, 0) + 1
-            slots = utilisation(busy_intervals(Path(own.sections["bench"]["timing_dir"])),
-                                cfg.slots)  # fmt: skip
+            timing_dir = Path(own.sections["bench"]["timing_dir"])
+            slots = utilisation(busy_intervals(timing_dir), cfg.slots)
             results[system] = _figures(slots, started, wall, cpu, statuses, load)
+            results[system]["stages"] = read_timings(timing_dir)
             log(f"  {system}: slot utilisation {100 * slots['slot_utilisation']:.1f}%")
     finally:
         if ray.is_initialized():

@@ -15,13 +15,19 @@ from typing import Any
 from ingest_ray.errors import ConfigurationError
 from ingest_ray.pipelines.spec import Pipeline, Resources
 
+#: pools that count as accelerated even without a GPU or custom resource (MinerU's work is what
+#: GPUs are for)
+ACCELERATED_POOLS = frozenset({"mineru"})
+
 
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
     """An actor pool: its resources, size bounds and concurrency budget.
 
     ``max_in_flight`` is the pool's budget: how many batches may run at once across its actors
-    (the Dispatcher never dispatches beyond it). ``batch_size`` caps jobs per call.
+    (the Dispatcher never dispatches beyond it). ``batch_size`` caps jobs per call. An
+    :attr:`accelerated` pool spreads its backlog: a call takes no more jobs than it needs for
+    every free call slot to get some, so no slot idles while another holds a batch.
     """
 
     name: str
@@ -37,6 +43,13 @@ class PoolSpec:
             raise ValueError(f"pool {self.name}: need 0 <= min_size <= max_size, max_size >= 1")
         if self.max_in_flight < 1 or self.batch_size < 1:
             raise ValueError(f"pool {self.name}: max_in_flight and batch_size must be >= 1")
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether its actors hold an accelerator (a GPU or a custom resource; MinerU's pool
+        always counts as one)."""
+        res = self.resources
+        return res.num_gpus > 0 or bool(res.custom) or self.name in ACCELERATED_POOLS
 
 
 @dataclass

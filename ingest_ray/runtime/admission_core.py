@@ -33,7 +33,6 @@ from ingest_ray.tenants import TenantLimits, TenantStats
 HOUR_S = 3600.0
 BUCKET_S = 10.0
 SHARE_WINDOW_S = 60.0
-ACCELERATED_POOLS = frozenset({"mineru"})
 
 
 @dataclass
@@ -59,11 +58,6 @@ class _Tenant:
             series[-1][1] += n
         else:
             series.append([start, float(n)])
-
-
-def _is_accelerated(pool: PoolSpec) -> bool:
-    res = pool.resources
-    return res.num_gpus > 0 or bool(res.custom) or pool.name in ACCELERATED_POOLS
 
 
 def document_mb(item: WorkItem) -> float:
@@ -100,7 +94,7 @@ class AdmissionCore:
         self.queued_held: Counter[tuple[str, int]] = Counter()
         self._queued: set[str] = set()
         self._slots: dict[str, int] = {}
-        self._accelerated = {p.name for p in catalog.pools.values() if _is_accelerated(p)}
+        self._accelerated = {p.name for p in catalog.pools.values() if p.accelerated}
         self._pool_of = {s.stage: s.pool_name for p in catalog.pipelines.values() for s in p.stages}
 
     # --- limits -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ingest_ray.runtime.outcomes import (
     Outcome,
     Retry,
 )
+from ingest_ray.runtime.sizing import spread_batch
 from ingest_ray.runtime.work import Dispatch, StageFailure, StageResult, WorkItem
 from ingest_ray.stages.base import StageOutput
 
@@ -205,7 +206,10 @@ class DispatcherCore:
                 stage = self._best_stage(pool.name, now, passed)
                 if stage is None:
                     break
-                dispatch = self._take(pool.name, stage, pool.batch_size, now)
+                size = pool.batch_size
+                if pool.accelerated and size > 1:
+                    size = spread_batch(size, self._ready_in(pool.name), budget)
+                dispatch = self._take(pool.name, stage, size, now)
                 if dispatch is None:
                     passed.add(stage)
                 else:
@@ -224,6 +228,10 @@ class DispatcherCore:
             pool = self._pool_of.get(stage, stage)
             out[pool] = out.get(pool, 0) + len(queue)
         return out
+
+    def _ready_in(self, pool: str) -> int:
+        pool_of = self._pool_of
+        return sum(len(q) for stage, q in self._ready.items() if pool_of.get(stage, stage) == pool)
 
     def _best_stage(self, pool: str, now: float, passed: set[str]) -> str | None:
         best: tuple[float, str] | None = None

@@ -12,7 +12,9 @@ Interface (the pools call it; it proposes, the pool starts and stops actors):
   flight on it.
 - :func:`wanted_size` is the size the backlog asks for: ``ceil((ceil(ready / batch_size) +
   calls_in_flight) / actor_concurrency)``, within ``min_size..max_size`` (and within
-  ``max_in_flight / actor_concurrency`` when a call budget is set: more actors would idle).
+  ``max_in_flight / actor_concurrency`` when a call budget is set: more actors would idle). An
+  accelerator pool spreads its backlog (:func:`spread_batch`: a call takes its share of the
+  ready jobs over the pool's call slots), so there each ready job counts as a call.
 - :func:`placeable` counts how many more actors of a shape fit into free resources, given as
   ``ray.available_resources()`` (one dict for the cluster) or as one dict per node.
 - :class:`PoolSizer` (one per pool, clock injected) tracks each actor's calls to know how long it
@@ -68,6 +70,8 @@ class PoolShape:
     batch_size: int = 1
     #: calls in flight across the pool at most (``None``: no budget)
     max_in_flight: int | None = None
+    #: whether calls are cut small while slots are free (``PoolSpec.accelerated``)
+    spread: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size:
@@ -85,7 +89,7 @@ class PoolShape:
             name=spec.name, resources=resource_shape(spec.resources), min_size=spec.min_size,
             max_size=max(spec.min_size, spec.max_size if max_size is None else max_size),
             actor_concurrency=spec.actor_concurrency, batch_size=spec.batch_size,
-            max_in_flight=spec.max_in_flight if budget else None,
+            max_in_flight=spec.max_in_flight if budget else None, spread=spec.accelerated,
         )  # fmt: skip
 
     @property
@@ -121,9 +125,22 @@ def default_max_size(
     return max(spec.min_size, 1, fits)
 
 
+def spread_batch(batch_size: int, ready: int, call_slots: int) -> int:
+    """Jobs per call on a pool that spreads its backlog (an accelerator pool): the ``ready``
+    jobs shared out over the pool's ``call_slots``, at most ``batch_size``. With 6 jobs ready
+    and 8 slots each call takes one; with 100 ready, full batches; as a backlog runs out the
+    calls shrink with it, so the last jobs end on every slot at about the same time rather
+    than in one slot's full batch while the others idle."""
+    if call_slots < 1:
+        return batch_size
+    return max(1, min(batch_size, math.ceil(ready / call_slots)))
+
+
 def wanted_size(shape: PoolShape, load: PoolLoad) -> int:
-    """Actors the backlog asks for, within the pool's bounds (and its call budget)."""
-    calls = math.ceil(max(load.ready, 0) / shape.batch_size) + max(load.in_flight, 0)
+    """Actors the backlog asks for, within the pool's bounds (and its call budget). A pool that
+    spreads its backlog can give each ready job a call of its own."""
+    batch = 1 if shape.spread else shape.batch_size
+    calls = math.ceil(max(load.ready, 0) / batch) + max(load.in_flight, 0)
     wanted = math.ceil(calls / shape.actor_concurrency)
     upper = shape.max_size
     if shape.max_in_flight is not None:

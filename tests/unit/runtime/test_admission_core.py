@@ -159,6 +159,27 @@ def test_admission_passes_over_a_blocked_tenant_without_credit() -> None:
     assert order == ["A"]
 
 
+def test_an_accelerator_pool_spreads_a_short_backlog_over_its_slots() -> None:
+    clock = Clock()
+    cat = Catalog()
+    cat.register_stage("mineru", "x:y", PoolSpec("mineru", Resources(num_gpus=1), max_size=4,
+                                                 max_in_flight=8, batch_size=8))  # fmt: skip
+    cat.register_stage("chunk", "x:y", PoolSpec("chunk", max_in_flight=4, batch_size=8))
+    cat.register_pipeline(Pipeline("p", (StageSpec("mineru"),)))
+    cat.register_pipeline(Pipeline("c", (StageSpec("chunk"),)))
+    core = _core(clock, cat)
+    core.admission.set_slots({"mineru": 4})
+    core.admit([_item(f"m{i}", "A") for i in range(6)])
+    text = DocumentSource(kind=SourceKind.TEXT, value="x")
+    core.admit([WorkItem(f"c{i}", "A", f"doc:c{i}", "c", 5, text) for i in range(6)])
+    out = core.next_dispatches()
+    sizes: dict[str, list[int]] = {d.pool: [] for d in out}
+    for d in out:
+        sizes[d.pool].append(len(d.items))
+    assert sizes["mineru"] == [2, 1, 1, 1]  # every one of the four slots has work
+    assert sizes["chunk"] == [6]  # a CPU pool still batches
+
+
 def test_admission_offers_an_accelerator_pool_no_more_than_its_slots_small_documents_first() -> (
     None
 ):

@@ -18,6 +18,7 @@ from ingest_ray.runtime.sizing import (
     placeable,
     plan,
     resource_shape,
+    spread_batch,
     wanted_size,
 )
 
@@ -56,6 +57,27 @@ def test_sizing_wanted_size_is_backlog_over_what_one_actor_takes() -> None:
     assert wanted_size(shape, PoolLoad(ready=21)) == 2  # a third call needs a second actor
     assert wanted_size(shape, PoolLoad(ready=20, in_flight=2)) == 2
     assert wanted_size(shape, PoolLoad(ready=10_000)) == 8  # max_size
+
+
+def test_sizing_an_accelerator_pool_gives_each_ready_job_a_slot() -> None:
+    gpu = PoolShape(name="mineru", resources={"CPU": 1.0, "GPU": 1.0}, min_size=1, max_size=4,
+                    actor_concurrency=2, batch_size=8, spread=True)  # fmt: skip
+    # 6 small documents: batched by 8 they would fit one actor while three GPUs idle
+    assert wanted_size(embed_shape(max_size=4, actor_concurrency=2, batch_size=8),
+                       PoolLoad(ready=6)) == 1  # fmt: skip
+    assert wanted_size(gpu, PoolLoad(ready=6)) == 3
+    assert wanted_size(gpu, PoolLoad(ready=6, in_flight=2)) == 4
+    assert PoolShape.from_spec(PoolSpec("mineru", Resources(num_gpus=1.0))).spread
+    assert not PoolShape.from_spec(PoolSpec("embed", Resources(num_cpus=1.0))).spread
+
+
+def test_sizing_spread_batch_shares_the_backlog_over_the_call_slots() -> None:
+    assert spread_batch(8, ready=6, call_slots=8) == 1
+    assert spread_batch(8, ready=6, call_slots=4) == 2
+    assert spread_batch(8, ready=100, call_slots=8) == 8  # a deep backlog: full batches
+    assert spread_batch(8, ready=20, call_slots=8) == 3  # the end of one: calls shrink
+    assert spread_batch(8, ready=0, call_slots=3) == 1
+    assert spread_batch(8, ready=50, call_slots=0) == 8
 
 
 def test_sizing_wanted_size_keeps_min_size_and_the_call_budget() -> None:
