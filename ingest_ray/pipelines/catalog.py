@@ -26,8 +26,9 @@ class PoolSpec:
 
     ``max_in_flight`` is the pool's budget: how many batches may run at once across its actors
     (the Dispatcher never dispatches beyond it). ``batch_size`` caps jobs per call. An
-    :attr:`accelerated` pool spreads its backlog: a call takes no more jobs than it needs for
-    every free call slot to get some, so no slot idles while another holds a batch.
+    :attr:`accelerated` pool spreads its backlog: a call takes its share of the ready jobs over
+    the pool's call slots (at most ``batch_size``), so no slot idles while another holds a
+    batch.
     """
 
     name: str
