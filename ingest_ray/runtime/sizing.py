@@ -70,7 +70,7 @@ class PoolShape:
     batch_size: int = 1
     #: calls in flight across the pool at most (``None``: no budget)
     max_in_flight: int | None = None
-    #: whether calls are cut small while slots are free (``PoolSpec.accelerated``)
+    #: whether calls share the ready jobs out over the call slots (``PoolSpec.accelerated``)
     spread: bool = False
 
     def __post_init__(self) -> None:
