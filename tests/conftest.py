@@ -37,14 +37,29 @@ from tests.s3server import S3Server, moto_available
 
 def _fixtures_dir() -> Path:
     """INGEST_RAY_TEST_FIXTURES when set, else the nearest ancestor of this checkout that has
-    ``shared/fixtures`` (``/work/shared`` for ``/work/main`` and for worktrees beside it)."""
+    ``shared/fixtures`` (``/work/shared`` for ``/work/main`` and for worktrees beside it), else
+    the same beside the checkout this one was cloned from (``git clone /work/main /tmp/fresh``)."""
     if os.environ.get("INGEST_RAY_TEST_FIXTURES"):
         return Path(os.environ["INGEST_RAY_TEST_FIXTURES"])
     here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "shared" / "fixtures").is_dir():
-            return parent / "shared" / "fixtures"
+    for start in (here, _origin_checkout(here.parents[1])):
+        for parent in start.parents if start is not None else ():
+            if (parent / "shared" / "fixtures").is_dir():
+                return parent / "shared" / "fixtures"
     return here.parents[1].parent / "shared" / "fixtures"
+
+
+def _origin_checkout(repo: Path) -> Path | None:
+    """The local checkout ``repo`` was cloned from (its ``origin`` is a directory), if any."""
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    origin = Path(url.removeprefix("file://")) if url else None
+    return origin.resolve() / "tests" if origin is not None and origin.is_dir() else None
 
 
 #: the shared fixtures (real PDFs and captured API responses; see SOURCES.md there)
