@@ -93,10 +93,11 @@ def _alive(run: Run, match: Any) -> ActorRow | None:
                 None)  # fmt: skip
 
 
-def _busy(run: Run, match: Any) -> bool:
-    """Whether the state API shows a stage call running on an actor ``match`` picks."""
-    rows = [a for a in actors(run.cluster, run.runtime) if a.state == "ALIVE" and match(a)]
-    return any(running_calls(run.cluster, a.actor_id) > 0 for a in rows)
+def _running_on(run: Run, rows: list[ActorRow], match: Any) -> ActorRow | None:
+    """The first live actor of ``rows`` that ``match`` picks with a stage call running on it
+    (as the state API shows it)."""
+    return next((a for a in rows if a.state == "ALIVE" and match(a)
+                 and running_calls(run.cluster, a.actor_id) > 0), None)  # fmt: skip
 
 
 def _is_mineru(actor: ActorRow) -> bool:
@@ -105,17 +106,26 @@ def _is_mineru(actor: ActorRow) -> bool:
 
 def _kill_node_of(run: Run, worker: Worker, what: str, victim: Any, busy: Any) -> None:
     """Once a stage call runs on an actor ``busy`` picks, kill the raylet of the node that
-    hosts the live actor ``victim`` picks."""
+    hosts the live actor ``victim`` picks: the busy actor itself when ``victim`` picks it too
+    (a pool has actors on several nodes; the one whose call is running is the one to lose)."""
     wait_for(what, lambda: _alive(run, victim) is not None, 180, worker=worker)
-    wait_for(f"a call running ({what})", lambda: _busy(run, busy), 300, poll_s=0.2,
-             worker=worker)  # fmt: skip
-    for _ in range(10):  # a loaded state API may answer partly: take a whole snapshot
-        run.before_kill = actors(run.cluster, run.runtime)
-        found = next((a for a in run.before_kill if a.state == "ALIVE" and victim(a)), None)
-        if found is not None:
-            break
-    assert found is not None, f"{what} is not in the state API's list"
-    run.victim = found.node
+    chosen: list[ActorRow] = []
+
+    def found() -> bool:
+        rows = actors(run.cluster, run.runtime)  # one snapshot (the state API may answer partly)
+        running = _running_on(run, rows, busy)
+        if running is None:
+            return False
+        alive = (a for a in rows if a.state == "ALIVE" and victim(a))
+        target = running if victim(running) else next(alive, None)
+        if target is None:
+            return False
+        run.before_kill = rows
+        chosen.append(target)
+        return True
+
+    wait_for(f"a call running ({what})", found, 300, poll_s=0.2, worker=worker)
+    run.victim = chosen[-1].node
     run.cluster.kill_raylet(run.victim)
     run.times["killed_s"] = round(time.time() - run.times["submitted_at"], 1)
 
