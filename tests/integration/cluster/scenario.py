@@ -68,8 +68,10 @@ class Plan:
     texts: int = 8
     scripted_auto: int = 24
     scripted_two_phase: int = 12
-    #: seconds each scripted MinerU job holds the MinerU actor (a call runs its batch in turn)
-    mineru_s: float = 1.5
+    #: seconds each scripted MinerU job holds the MinerU actor (a call runs its batch in turn);
+    #: long enough that a call the state API reports running (its task events lag by a second
+    #: or more on a loaded machine) is still running when the test kills its node
+    mineru_s: float = 4.0
     pdfs: tuple[str, ...] = PDFS
 
     @classmethod
