@@ -29,6 +29,14 @@ class PoolSpec:
     :attr:`accelerated` pool spreads its backlog: a call takes its share of the ready jobs over
     the pool's call slots (at most ``batch_size``), so no slot idles while another holds a
     batch.
+
+    ``coalesce`` (on by default) is adaptive batching for the other pools that batch: while
+    each of the pool's actors already runs a call with a partial batch, jobs that would form
+    another partial batch wait for one of those calls to return and go together in the next
+    call. Full batches still use the whole budget. Under light load every job still goes out at
+    once (an idle actor takes a batch of one); under load the batches grow with the backlog
+    instead of the calls multiplying, and each call costs the Dispatcher, Ray and the actor
+    the same whatever its size.
     """
 
     name: str
@@ -38,6 +46,7 @@ class PoolSpec:
     max_in_flight: int = 4
     batch_size: int = 1
     actor_concurrency: int = 4
+    coalesce: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
@@ -51,6 +60,14 @@ class PoolSpec:
         always counts as one)."""
         res = self.resources
         return res.num_gpus > 0 or bool(res.custom) or self.name in ACCELERATED_POOLS
+
+    def coalesces(self) -> bool:
+        """Whether partial batches wait for a busy actor (see the class docstring)."""
+        return self.coalesce and self.batch_size > 1 and not self.accelerated
+
+    def partial_slots(self, budget: int) -> int:
+        """Calls with a partial batch the pool runs at once under ``budget``: one per actor."""
+        return max(1, -(-budget // self.actor_concurrency))
 
 
 @dataclass

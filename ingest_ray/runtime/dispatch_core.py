@@ -80,6 +80,8 @@ class DispatcherCore:
         self._dispatch_of: dict[str, int] = {}
         self._settling: set[str] = set()
         self._busy: dict[str, int] = {}
+        self._partial: dict[str, int] = {}  # calls in flight with a partial batch, per pool
+        self._partial_ids: set[int] = set()
         self._budgets: dict[str, int] = {}
         self._held: dict[str, WorkItem] = {}
         self._seq = itertools.count(1)
@@ -201,6 +203,7 @@ class DispatcherCore:
             # the launcher's budget follows the pool's size; admission may hold it lower
             sized = self._budgets.get(pool.name, pool.max_in_flight)
             budget = min(self.admission.budget(pool), sized)
+            partial_slots = pool.partial_slots(budget) if pool.coalesces() else budget
             passed = set[str]()
             while self._busy.get(pool.name, 0) < budget:
                 stage = self._best_stage(pool.name, now, passed)
@@ -209,6 +212,12 @@ class DispatcherCore:
                 size = pool.batch_size
                 if pool.accelerated and size > 1:
                     size = spread_batch(size, self._ready_in(pool.name), budget)
+                elif (
+                    self._partial.get(pool.name, 0) >= partial_slots
+                    and len(self._ready[stage]) < size
+                ):  # every actor holds a partial batch: this one grows until one returns
+                    passed.add(stage)
+                    continue
                 dispatch = self._take(pool.name, stage, size, now)
                 if dispatch is None:
                     passed.add(stage)
@@ -263,6 +272,9 @@ class DispatcherCore:
         for item in items:
             self._dispatch_of[item.job_id] = dispatch.dispatch_id
         self._busy[pool] = self._busy.get(pool, 0) + 1
+        if len(items) < size:
+            self._partial_ids.add(dispatch.dispatch_id)
+            self._partial[pool] = self._partial.get(pool, 0) + 1
         return dispatch
 
     def release(self, dispatch_id: int, keep: Sequence[WorkItem] = ()) -> None:
@@ -397,6 +409,9 @@ class DispatcherCore:
         dispatch = self._in_flight.pop(dispatch_id, None)
         if dispatch is not None:
             self._busy[dispatch.pool] -= 1
+            if dispatch_id in self._partial_ids:
+                self._partial_ids.discard(dispatch_id)
+                self._partial[dispatch.pool] -= 1
             for item in dispatch.items:
                 if self._dispatch_of.get(item.job_id) == dispatch_id:
                     del self._dispatch_of[item.job_id]

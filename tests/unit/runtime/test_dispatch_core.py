@@ -86,6 +86,60 @@ def test_dispatch_core_respects_pool_budget_and_batch_size() -> None:
     assert [len(d.items) for d in core.next_dispatches()] == [3]
 
 
+def _one_pool(*, batch: int, coalesce: bool = True) -> Catalog:
+    cat = Catalog()
+    pool = PoolSpec("a", max_in_flight=4, batch_size=batch, actor_concurrency=4, coalesce=coalesce)
+    cat.register_stage("a", "x:y", pool)
+    cat.register_pipeline(Pipeline("p", (StageSpec("a"),)))
+    return cat
+
+
+def test_dispatch_core_coalesces_partial_batches_while_the_actor_is_busy() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_one_pool(batch=4))
+    core.admit([_item("j0")])
+    (lone,) = core.next_dispatches()  # an idle actor takes a batch of one at once
+    assert [i.job_id for i in lone.items] == ["j0"]
+    core.admit([_item(f"j{i}") for i in range(1, 4)])
+    assert core.next_dispatches() == []  # the one actor holds a partial batch: these wait
+    core.complete(lone.dispatch_id, [StageOutput()])
+    (together,) = core.next_dispatches()
+    assert [i.job_id for i in together.items] == ["j1", "j2", "j3"]
+
+
+def test_dispatch_core_full_batches_use_the_whole_budget_while_coalescing() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_one_pool(batch=2))
+    core.admit([_item("j0")])
+    assert [len(d.items) for d in core.next_dispatches()] == [1]
+    core.admit([_item(f"j{i}") for i in range(1, 6)])
+    assert [len(d.items) for d in core.next_dispatches()] == [2, 2]  # the fifth job waits
+    assert core.stats().in_flight["a"] == 3
+
+
+def test_dispatch_core_without_coalescing_sends_every_partial_batch() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_one_pool(batch=4, coalesce=False))
+    for i in range(3):
+        core.admit([_item(f"j{i}")])
+        assert [len(d.items) for d in core.next_dispatches()] == [1]
+
+
+def test_dispatch_core_gives_each_actor_a_partial_batch() -> None:
+    clock = Clock()
+    cat = Catalog()
+    cat.register_stage("a", "x:y", PoolSpec("a", max_in_flight=4, batch_size=8,
+                                            actor_concurrency=1, max_size=2))  # fmt: skip
+    cat.register_pipeline(Pipeline("p", (StageSpec("a"),)))
+    core = _core(clock, catalog=cat)
+    core.set_budgets({"a": 2})  # two actors of one call each
+    for i in range(3):
+        core.admit([_item(f"j{i}")])
+        core.next_dispatches()
+    assert core.stats().in_flight["a"] == 2  # one partial batch per actor; j2 waits
+    assert core.stats().ready == {"a": 1}
+
+
 def test_dispatch_core_advances_then_finishes() -> None:
     clock = Clock()
     core = _core(clock)
