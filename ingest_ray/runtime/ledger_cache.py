@@ -1,10 +1,11 @@
 """Ledger cache: coalesces the transitions of many jobs into one pipelined round trip.
 
-Callers await their own results. A flush starts when ``max_batch`` requests are waiting or
-``max_wait_s`` after the first one arrived; up to ``max_flushes`` flushes are in flight at once,
-and each caller's requests go into one flush, in order (so a caller's writes for one job apply
-in the order given). A caller is answered only after the ledger answered: nothing is
-acknowledged that is not durable.
+Callers await their own results. When no flush is in flight, one starts at once; while one is,
+the next starts when ``max_batch`` requests are waiting or ``max_wait_s`` after it could have
+(so under load batches grow while the ledger works, and a lone write waits for nothing). Up to
+``max_flushes`` flushes are in flight at once, and each caller's requests go into one flush, in
+order (so a caller's writes for one job apply in the order given). A caller is answered only
+after the ledger answered: nothing is acknowledged that is not durable.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class BatchingWriter:
         self._queued = 0
         self._wake = asyncio.Event()
         self._flushers: set[asyncio.Task[None]] = set()
+        self._flushing = 0
         self.flushes = 0
 
     async def transition_many(
@@ -68,12 +70,17 @@ class BatchingWriter:
 
     async def _flush_loop(self) -> None:
         while self._waiting:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.max_wait_s)
-            self._wake.clear()
+            if self._flushing:  # the ledger is busy with a flush: let this batch grow a little
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.max_wait_s)
+                self._wake.clear()
             batch = self._take()
             if batch:
-                await self._flush(batch)
+                self._flushing += 1
+                try:
+                    await self._flush(batch)
+                finally:
+                    self._flushing -= 1
 
     def _take(self) -> list[_Waiter]:
         batch: list[_Waiter] = []
