@@ -38,6 +38,7 @@ from benchmarks.profile import PySpy
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka.client import KafkaClient
+from ingest_ray.kafka.producer import Producer
 from ingest_ray.kafka.reader import read_topic
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
@@ -79,16 +80,17 @@ def _request(doc: str, tenant: str) -> IngestRequest:
 
 
 def _submit(
-    settings: Settings, docs: list[str], tenant: str, rate: float = 0.0
+    producer: Producer, topic: str, docs: list[str], tenant: str, rate: float = 0.0
 ) -> dict[str, float]:
-    """Produce one request per doc (at ``rate`` per second when given); answers each doc's
-    submit time (also in its metadata)."""
+    """Produce one request per doc (at ``rate`` per second when given) and flush; answers each
+    doc's submit time (also in its metadata). The producer is the run's one long-lived client,
+    connected by the warm-up (as the peers' clients are), so no job waits for a connection."""
     submitted: dict[str, float] = {}
-    with KafkaClient.from_settings(settings).producer(**{"linger.ms": 0}) as producer:
-        for doc in paced(docs, rate):
-            request = _request(doc, tenant)
-            submitted[doc] = float(request.metadata["t0"])
-            producer.send(settings.topic_requests, request, key=doc)
+    for doc in paced(docs, rate):
+        request = _request(doc, tenant)
+        submitted[doc] = float(request.metadata["t0"])
+        producer.send(topic, request, key=doc)
+    producer.flush()
     return submitted
 
 
@@ -156,13 +158,17 @@ def run_ingest_ray(cfg: BenchConfig, tuning: IngestTuning | None = None) -> Syst
     runtime = Runtime(settings, bench_catalog(t.pools), options)
     ledger = open_ledger(settings)
     client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    producer = KafkaClient.from_settings(settings).producer(**{"linger.ms": 0})
     try:
         runtime.start()
         runtime.start_ingress(1, tag="bench")
-        _submit(settings, cfg.docs("ingest_ray", cfg.warmup, tag="warm"), WARM)
+        warm = cfg.docs("ingest_ray", cfg.warmup, tag="warm")
+        _submit(producer, settings.topic_requests, warm, WARM)
         wait_until(lambda: _completed(ledger, WARM, cfg.warmup), timeout_s=180, what="warm-up")
-        return _measure(cfg, t, settings=settings, runtime=runtime, ledger=ledger, client=client)
+        return _measure(cfg, t, settings=settings, runtime=runtime, ledger=ledger,
+                        client=client, producer=producer)  # fmt: skip
     finally:
+        producer.close()
         runtime.shutdown()
         _delete_topics(settings)
         delete_prefix(client, settings.redis_prefix)
@@ -174,7 +180,7 @@ def run_ingest_ray(cfg: BenchConfig, tuning: IngestTuning | None = None) -> Syst
 
 def _measure(
     cfg: BenchConfig, t: IngestTuning, *, settings: Settings, runtime: Runtime,
-    ledger: Ledger, client: redis.Redis,
+    ledger: Ledger, client: redis.Redis, producer: Producer,
 ) -> SystemResult:  # fmt: skip
     docs = cfg.docs("ingest_ray")
     spy = PySpy(_actor_pids(runtime), t.profile_dir) if t.profile_dir else None
@@ -182,7 +188,7 @@ def _measure(
         spy.start()
     meter = CpuMeter(cfg.servers)
     meter.start()
-    submitted = _submit(settings, docs, TENANT, cfg.rate)
+    submitted = _submit(producer, settings.topic_requests, docs, TENANT, cfg.rate)
     wait_until(lambda: _completed(ledger, TENANT, cfg.jobs), timeout_s=cfg.timeout_s,
                what="ingest_ray", poll_s=0.1)  # fmt: skip
     cpu = meter.stop()
