@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
@@ -30,7 +31,8 @@ _Waiter = tuple[list[TransitionRequest], asyncio.Future[list[TransitionResult]]]
 
 
 class BatchingWriter:
-    """The pure-asyncio core: a queue of waiting callers and at most ``max_flushes`` flushes."""
+    """A queue of waiting callers and at most ``max_flushes`` flushes (the loop's
+    :class:`~ingest_ray.runtime.parts.TransitionWriter`)."""
 
     def __init__(
         self,
@@ -47,9 +49,16 @@ class BatchingWriter:
         self._waiting: list[_Waiter] = []
         self._queued = 0
         self._wake = asyncio.Event()
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # references, so none is collected
+        self._flushers = 0  # flush loops running; each stops only once nothing waits
         self._flushing = 0
         self.flushes = 0
+        # its own threads: a flush never queues behind other blocking work of the process
+        self._threads = ThreadPoolExecutor(max_flushes, thread_name_prefix="ledger-flush")
+
+    def close(self) -> None:
+        """Let the flush threads go (a flush in flight still finishes)."""
+        self._threads.shutdown(wait=False)
 
     async def transition_many(
         self, requests: Sequence[TransitionRequest]
@@ -60,27 +69,33 @@ class BatchingWriter:
         future: asyncio.Future[list[TransitionResult]] = asyncio.get_running_loop().create_future()
         self._waiting.append((list(requests), future))
         self._queued += len(requests)
-        if len(self._flushers) < self.max_flushes:
+        if self._flushers < self.max_flushes:
+            # counted here and uncounted in the loop's last step (not by a done callback, which
+            # runs later: a request queued in between would find no loop and wait forever)
+            self._flushers += 1
             task = asyncio.create_task(self._flush_loop())
-            self._flushers.add(task)
-            task.add_done_callback(self._flushers.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._queued >= self.max_batch:
             self._wake.set()
         return await future
 
     async def _flush_loop(self) -> None:
-        while self._waiting:
-            if self._flushing:  # the ledger is busy with a flush: let this batch grow a little
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.max_wait_s)
-                self._wake.clear()
-            batch = self._take()
-            if batch:
-                self._flushing += 1
-                try:
-                    await self._flush(batch)
-                finally:
-                    self._flushing -= 1
+        try:
+            while self._waiting:
+                if self._flushing:  # the ledger is busy with a flush: let this batch grow
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.max_wait_s)
+                    self._wake.clear()
+                batch = self._take()
+                if batch:
+                    self._flushing += 1
+                    try:
+                        await self._flush(batch)
+                    finally:
+                        self._flushing -= 1
+        finally:
+            self._flushers -= 1
 
     def _take(self) -> list[_Waiter]:
         batch: list[_Waiter] = []
@@ -95,7 +110,10 @@ class BatchingWriter:
     async def _flush(self, batch: list[_Waiter]) -> None:
         requests = [r for reqs, _ in batch for r in reqs]
         try:
-            results = await asyncio.to_thread(self._ledger.transition_many, requests)
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(
+                self._threads, self._ledger.transition_many, requests
+            )
         except Exception as exc:  # the ledger is away: every caller of this batch learns it
             for _, future in batch:
                 if not future.done():

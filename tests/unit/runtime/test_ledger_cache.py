@@ -74,6 +74,22 @@ async def test_a_full_batch_does_not_wait_for_the_linger() -> None:
     assert await full == ["ok:b", "ok:c"]
 
 
+class InstantLedger:
+    def transition_many(self, requests: Sequence[TransitionRequest]) -> list[str]:
+        return [f"ok:{r.job_id}" for r in requests]
+
+
+@sync
+async def test_a_write_right_after_the_last_flush_still_gets_flushed() -> None:
+    # the caller resumes before the finished flush loop's done callbacks run: a request queued
+    # then must start a new loop (it used to find the old one still counted and wait forever)
+    writer = BatchingWriter(InstantLedger(), max_flushes=1)  # type: ignore[arg-type]
+    async with asyncio.timeout(2):  # awaited directly: wait_for's own task would hide it
+        for job in ("a", "b", "c"):
+            assert await writer.transition_many([_req(job)]) == [f"ok:{job}"]
+    assert writer.flushes == 3
+
+
 @sync
 async def test_a_failed_flush_fails_its_callers_only() -> None:
     class Failing:
