@@ -1,5 +1,5 @@
 """The ceiling of the one-per-cluster parts: how many jobs/s one Dispatcher (with its
-LedgerCache, outbox relay and Redis) drives through a no-op pipeline.
+outbox relay and Redis) drives through a no-op pipeline.
 
     python -m benchmarks.dispatcher_ceiling --jobs 5000 --stages 1,4 \
         --json benchmarks/results/dispatcher_ceiling.json
@@ -107,7 +107,6 @@ def _pids(runtime: Runtime) -> dict[str, int]:
     opts = runtime.options
     handles = {
         "Dispatcher": runtime.dispatcher,
-        "LedgerCache": ray.get_actor(opts.ledger_cache_name, namespace=opts.namespace),
         "RelayActor": ray.get_actor(opts.relay_name, namespace=opts.namespace),
     }
     refs = {n: h.__ray_call__.remote(lambda _self: os.getpid()) for n, h in handles.items()}
@@ -180,7 +179,7 @@ def run_once(cfg: CeilingConfig, stages: int) -> dict[str, Any]:
 
 
 def _figures(stages: int, jobs: int, wall: float, cpu: dict[str, float]) -> dict[str, Any]:
-    parts = ("Dispatcher actor", "LedgerCache actor", "RelayActor actor", "redis-server (shared)")
+    parts = ("Dispatcher actor", "RelayActor actor", "redis-server (shared)")
     per_job = {p: round(cpu.get(p, 0.0) * 1000 / jobs, 3) for p in parts}
     return {
         "stages": stages, "jobs": jobs, "wall_s": round(wall, 2),

@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     mineru_num_gpus: float = Field(default=0.0, ge=0)
     mineru_resource: str | None = None
     mineru_pool_max: int = Field(default=1, ge=1)
-    #: a custom Ray resource that keeps the long-lived actors (Dispatcher, LedgerCache, outbox
-    #: relay, Kafka ingress) on the nodes that carry it, e.g. the head: ``ray start --head
+    #: a custom Ray resource that keeps the long-lived actors (Dispatcher, outbox relay, Kafka
+    #: ingress) on the nodes that carry it, e.g. the head: ``ray start --head
     #: --resources='{"ingest_control": 1}'``; each asks for 0.001 of it. None: any node
     control_resource: str | None = None
     #: one mineru call parses a batch (up to the pool's batch_size documents), so this bounds

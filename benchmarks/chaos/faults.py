@@ -20,7 +20,7 @@ from ingest_ray.stack.launcher import LocalStack
 
 #: every fault kind, in the order a report lists them
 FAULTS = (
-    "stage_actor", "dispatcher", "ledger_cache", "outbox_relay", "ingress_actor",
+    "stage_actor", "dispatcher", "outbox_relay", "ingress_actor",
     "worker_sigkill", "kafka_kill9", "redis_kill9",
 )  # fmt: skip
 
@@ -107,9 +107,6 @@ class Injector:
 
     def _dispatcher(self) -> str:
         return self._kill_named(self.options.dispatcher_name)
-
-    def _ledger_cache(self) -> str:
-        return self._kill_named(self.options.ledger_cache_name)
 
     def _outbox_relay(self) -> str:
         return self._kill_named(self.options.relay_name)

@@ -134,11 +134,10 @@ def _results_on_topic(settings: Settings) -> int:
 
 
 def _actor_pids(runtime: Runtime) -> dict[str, int]:
-    """Process ids of the Dispatcher, LedgerCache and ingress actors (for py-spy)."""
+    """Process ids of the Dispatcher, relay and ingress actors (for py-spy)."""
     opts = runtime.options
     handles = {
         "dispatcher": runtime.dispatcher,
-        "ledger_cache": ray.get_actor(opts.ledger_cache_name, namespace=opts.namespace),
         "relay": ray.get_actor(opts.relay_name, namespace=opts.namespace),
     }
     handles.update({f"ingress_{i}": a for i, a in enumerate(runtime.ingress)})

@@ -71,7 +71,7 @@ def orchestration(
         str, typer.Option(help="Dramatiq threads per process; one run per comma-separated value.")
     ] = "1,8",
     profile_dir: Annotated[
-        Path | None, typer.Option(help="py-spy the Dispatcher, LedgerCache and ingress here.")
+        Path | None, typer.Option(help="py-spy the Dispatcher, relay and ingress here.")
     ] = None,
 ) -> None:
     """Run the same 4-stage no-op pipeline through each system and compare jobs/s and latency."""

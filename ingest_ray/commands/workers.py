@@ -146,7 +146,7 @@ def status(
         print_tenants()
 
 
-runtime_app = typer.Typer(help="The shared control plane (Dispatcher, LedgerCache, relay).")
+runtime_app = typer.Typer(help="The shared control plane (Dispatcher, relay).")
 
 
 @runtime_app.command("stop")

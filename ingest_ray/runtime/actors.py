@@ -1,6 +1,6 @@
 """Finding and (re)creating the runtime's named actors.
 
-The control plane (Dispatcher, LedgerCache, outbox relay) is made of detached actors with
+The control plane (Dispatcher, outbox relay) is made of detached actors with
 ``max_restarts=-1``: Ray restarts one that crashed, and whoever needs one that is gone (killed
 for good) creates it again by name (``get_if_exists``, so two creators get the same actor).
 :class:`NamedActor` is a handle that does this by itself: it resolves the name on first use and
@@ -33,7 +33,7 @@ def placement(settings: Settings) -> dict[str, Any]:
 
 
 def control_options(settings: Settings) -> dict[str, Any]:
-    """:data:`CONTROL` plus :func:`placement`: how the Dispatcher, LedgerCache and relay are
+    """:data:`CONTROL` plus :func:`placement`: how the Dispatcher and the relay are
     created."""
     return {**CONTROL, **placement(settings)}
 

@@ -1,6 +1,6 @@
 """The Dispatcher actor: a thin shell around :class:`~ingest_ray.runtime.loop.DispatchLoop`.
 
-It builds the loop's parts (the ledger, the LedgerCache writer, the Ray pools, the inbox, the
+It builds the loop's parts (the ledger, its batching writer, the Ray pools, the inbox, the
 clock, admission: tenant limits, the shared rate-limit buckets, the snapshot store), starts the
 loop on first use (so a Dispatcher that Ray restarted recovers by itself as
 soon as anyone calls it) and answers the runtime's calls. Detached and restartable: see
@@ -29,7 +29,7 @@ from ingest_ray.runtime.actors import control_options
 from ingest_ray.runtime.admission_core import AdmissionCore
 from ingest_ray.runtime.admission_sync import AdmissionSync, RedisAdmissionStore
 from ingest_ray.runtime.dispatch_core import DispatcherCore
-from ingest_ray.runtime.ledger_cache import CacheWriter
+from ingest_ray.runtime.ledger_cache import BatchingWriter
 from ingest_ray.runtime.loop import DispatchLoop, LoopTimings
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.parts import LoopStats
@@ -52,6 +52,7 @@ class Dispatcher:
             admission=admission,
         )  # fmt: skip
         self._ledger = open_ledger(settings)
+        self._writer = BatchingWriter(self._ledger)  # transitions of many jobs per round trip
         inbox = ControlInbox(
             redis.Redis.from_url(settings.redis_url, decode_responses=True),
             RedisKeys(settings.redis_prefix),
@@ -63,7 +64,7 @@ class Dispatcher:
         )  # fmt: skip
         self.loop = DispatchLoop(
             catalog, settings, core=core, ledger=self._ledger,
-            writer=CacheWriter(settings, options), launcher=launcher, inbox=inbox,
+            writer=self._writer, launcher=launcher, inbox=inbox,
             metrics=RuntimeMetrics(mirror_to_ray=True),
             timings=LoopTimings(inbox_s=options.inbox_poll_s, reconcile_s=options.reconcile_s),
             admission=self._admission(settings, options),
@@ -137,6 +138,7 @@ class Dispatcher:
         if self._task is not None:
             await self._task
         self.loop.launcher.close()
+        self._writer.close()
         self._ledger.close()
         await self._bank.aclose()
         await self._store.aclose()

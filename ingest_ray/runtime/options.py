@@ -36,11 +36,6 @@ class RuntimeOptions:
         return f"{self.name}/dispatcher"
 
     @property
-    def ledger_cache_name(self) -> str:
-        """The named LedgerCache actor."""
-        return f"{self.name}/ledger-cache"
-
-    @property
     def relay_name(self) -> str:
         """The named outbox relay actor."""
         return f"{self.name}/outbox-relay"

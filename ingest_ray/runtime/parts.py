@@ -1,6 +1,7 @@
 """The parts the Dispatcher's loop is given, as protocols: a ledger reader, a transition writer,
-a pool launcher and an inbox (plus an injected clock). Ray implements them in ``ledger_cache.py``,
-``pools.py`` and ``control.py``; tests implement them with fakes and ``InMemoryLedger``."""
+a pool launcher and an inbox (plus an injected clock). The runtime implements them in
+``ledger_cache.py`` (in the Dispatcher's process), ``pools.py`` and ``control.py``; tests
+implement them with fakes and ``InMemoryLedger``."""
 
 from __future__ import annotations
 

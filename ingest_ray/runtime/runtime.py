@@ -1,11 +1,12 @@
 """Assembling a runtime on Ray, and keeping it alive.
 
-A runtime is a control plane shared by every worker process that names it (the Dispatcher, the
-LedgerCache and the outbox relay: detached, restartable, found by name) plus the Kafka ingress
-actors of each worker (owned by that worker, so they end with it and its consumer group
-rebalances). :meth:`Runtime.supervise` (the worker calls it every second) recreates whatever is
-gone and restarts the Dispatcher's loop after Ray restarted it. Workers register as members in
-Redis; the control plane stops when the last member leaves, or with ``ingest-ray runtime stop``.
+A runtime is a control plane shared by every worker process that names it (the Dispatcher,
+which writes the ledger, and the outbox relay: detached, restartable, found by name) plus the
+Kafka ingress actors of each worker (owned by that worker, so they end with it and its consumer
+group rebalances). :meth:`Runtime.supervise` (the worker calls it every second) recreates
+whatever is gone and restarts the Dispatcher's loop after Ray restarted it. Workers register as
+members in Redis; the control plane stops when the last member leaves, or with
+``ingest-ray runtime stop``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.runtime.actors import check_placement, find, placement
 from ingest_ray.runtime.dispatcher import dispatcher_actor
 from ingest_ray.runtime.ingress import IngressStats, RemoteKafkaIngress
-from ingest_ray.runtime.ledger_cache import ledger_cache
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.relay import relay_actor
 
@@ -79,7 +79,6 @@ class Runtime:
         made = []
         opts = self.options
         makers: dict[str, Callable[[], Any]] = {
-            opts.ledger_cache_name: lambda: ledger_cache(self.settings, opts),
             opts.relay_name: lambda: relay_actor(self.settings, opts),
             opts.dispatcher_name: lambda: dispatcher_actor(self.catalog, self.settings, opts),
         }
@@ -207,8 +206,8 @@ class Runtime:
 
 
 def stop_control_plane(settings: Settings, options: RuntimeOptions, *, grace_s: float = 10) -> None:
-    """Stop the Dispatcher (and its pools), the relay (after it sent what is due) and the
-    LedgerCache of one runtime, from any process connected to its Ray."""
+    """Stop the Dispatcher (and its pools) and the relay (after it sent what is due) of one
+    runtime, from any process connected to its Ray."""
     dispatcher = find(options.dispatcher_name, options.namespace)
     if dispatcher is not None:
         try:
@@ -224,9 +223,9 @@ def stop_control_plane(settings: Settings, options: RuntimeOptions, *, grace_s: 
         except Exception as exc:
             log.warning("relay stop: %s", exc)
         ray.kill(relay, no_restart=True)
-    cache = find(options.ledger_cache_name, options.namespace)
-    if cache is not None:
-        ray.kill(cache, no_restart=True)
+    legacy = find(f"{options.name}/ledger-cache", options.namespace)  # before 2026-12-02
+    if legacy is not None:  # the separate LedgerCache actor of an older release
+        ray.kill(legacy, no_restart=True)
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.delete(RedisKeys(settings.redis_prefix).members(options.name))

@@ -1,6 +1,6 @@
 """The chaos suite, short form: ~300 jobs through the real built-in stages while random faults
-hit every part of the system for about a minute (stage actors, the Dispatcher, the LedgerCache,
-the outbox relay, an ingress actor, an IngestWorker process, the Kafka broker and redis-server
+hit every part of the system for about a minute (stage actors, the Dispatcher, the outbox
+relay, an ingress actor, an IngestWorker process, the Kafka broker and redis-server
 killed with SIGKILL), plus transient stage errors and malformed messages of every kind. The long
 form is ``ingest-ray bench chaos`` (figures in docs/reliability.md)."""
 
@@ -24,7 +24,7 @@ def test_chaos_every_fault_loses_and_doubles_nothing(local_ray: None, tmp_path: 
 def test_chaos_on_the_postgres_ledger_survives_its_kill9(local_ray: None, tmp_path: Path) -> None:
     # the PostgreSQL twin: the same faults on the same jobs plus `kill -9` of the postmaster
     # (a durable temporary cluster, restarted on its data directory); shorter, the same checks
-    faults = ("stage_actor", "dispatcher", "ledger_cache", "worker_sigkill", "redis_kill9")
+    faults = ("stage_actor", "dispatcher", "outbox_relay", "worker_sigkill", "redis_kill9")
     cfg = ChaosConfig(jobs=200, pdf_share=0.04, malformed=12, duration_s=60, fault_every_s=5,
                       faults=faults, ledger="postgres", outage_s=6)  # fmt: skip
     _check(ChaosRun(cfg, tmp_path).run(PDFS), {*faults, "postgres_kill9"}, tmp_path)

@@ -129,7 +129,7 @@ class ActorRow:
         return parts[1] if len(parts) == 3 and parts[1] not in _CONTROL_NAMES else None
 
 
-_CONTROL_NAMES = {"dispatcher", "ledger-cache", "outbox-relay"}
+_CONTROL_NAMES = {"dispatcher", "outbox-relay"}
 
 
 def actors(cluster: LocalCluster, runtime: str) -> list[ActorRow]:

@@ -67,7 +67,7 @@ def test_multinode_each_pool_ran_only_on_the_nodes_its_resources_allow(run: Run)
         assert actor.repr_name.startswith(f"StageActor(pool={actor.pool} stages="), actor
     control = [a for a in rows if not a.pool]
     names = {a.name.split("/", 1)[1].split("/")[0] for a in control}
-    assert names == {"dispatcher", "ledger-cache", "outbox-relay", "ingress"}
+    assert names == {"dispatcher", "outbox-relay", "ingress"}
     assert {a.node for a in control} == {"head"}  # pinned by INGEST_RAY_CONTROL_RESOURCE
 
 
@@ -135,7 +135,7 @@ def test_multinode_custom_metrics_reach_rays_metrics_export_endpoint(
 
 
 def test_multinode_control_plane_on_a_lost_node_comes_back_on_another(control_loss: Run) -> None:
-    """Without pinning to the head, the Dispatcher, LedgerCache and relay may live on a worker
+    """Without pinning to the head, the Dispatcher and the relay may live on a worker
     node. When it is lost, Ray restarts them (detached, max_restarts=-1) on a node that still
     carries their resource, the worker's supervision restarts the Dispatcher's loop, recovery
     takes over every processing job, and every job still completes once. The price: the stage
@@ -146,7 +146,7 @@ def test_multinode_control_plane_on_a_lost_node_comes_back_on_another(control_lo
     before = {a.name: a for a in run.before_kill}
     assert before[f"{run.runtime}/dispatcher"].node == run.victim
     alive = {a.name: a for a in run.after if a.state == "ALIVE"}
-    for part in ("dispatcher", "ledger-cache", "outbox-relay"):
+    for part in ("dispatcher", "outbox-relay"):
         restarted = alive[f"{run.runtime}/{part}"]
         assert restarted.node not in {run.victim, "head"}, restarted
     # the calls running at the loss were done again: by the restarted Dispatcher's recovery

@@ -1,5 +1,5 @@
-"""The control plane restarts by itself: the Dispatcher, the LedgerCache, the outbox relay and
-an ingress actor killed mid-run (``ray.kill``, for good) come back without a person, and every
+"""The control plane restarts by itself: the Dispatcher, the outbox relay and an ingress actor
+killed mid-run (``ray.kill``, for good) come back without a person, and every
 job completes exactly once. Several workers share one runtime; stopping one leaves the other's
 work running; the last one out stops the control plane."""
 
@@ -51,7 +51,7 @@ def _assert_exactly_once(env: Env, docs: list[str]) -> None:
     assert set(_results(env).values()) == {1}  # one result per job
 
 
-@pytest.mark.parametrize("victim", ["dispatcher", "ledger-cache", "outbox-relay"])
+@pytest.mark.parametrize("victim", ["dispatcher", "outbox-relay"])
 def test_killed_control_plane_actor_comes_back_and_nothing_is_lost(
     env: Env, worker: IngestWorker, victim: str
 ) -> None:
@@ -96,5 +96,5 @@ def test_two_workers_share_a_runtime_and_stopping_one_leaves_the_other_running(
     finally:
         second.stop(grace_s=5)  # the last one out
     assert find(env.options.dispatcher_name, env.options.namespace) is None
-    assert find(env.options.ledger_cache_name, env.options.namespace) is None
+    assert find(env.options.relay_name, env.options.namespace) is None
     _assert_exactly_once(env, docs)
