@@ -112,6 +112,10 @@ class Progress(threading.Thread):
             self.samples.append((time.time(), counts[JobStatus.COMPLETED]))
         ledger.close()
 
+    def completed(self) -> int:
+        """The latest completed count (0 before the first sample)."""
+        return self.samples[-1][1] if self.samples else 0
+
     def first_progress_after(self, moment: float) -> float | None:
         """When the completed count first grew after ``moment``."""
         before = max((n for t, n in self.samples if t <= moment), default=0)
@@ -175,7 +179,11 @@ class ChaosRun:
         injector = Injector(rng=random.Random(cfg.seed), options=self.options, stack=stack,
                             workers=workers, kinds=cfg.fault_kinds(), outage_s=cfg.outage_s,
                             postgres=postgres)  # fmt: skip
-        faults = self._inject(injector, progress)
+
+        def work_left() -> bool:  # a fault with nothing left to recover measures nothing
+            return producing.is_alive() or progress.completed() < len(producing.acked_good())
+
+        faults = self._inject(injector, work_left)
         producing.join(timeout=900)
         produced_at = time.time()
         stack.up(timeout=240)  # every fault reversed
@@ -192,15 +200,15 @@ class ChaosRun:
             wall_s=time.time() - started,
         )  # fmt: skip
 
-    def _inject(self, injector: Injector, progress: Progress) -> list[FaultRecord]:
+    def _inject(self, injector: Injector, work_left: Callable[[], bool]) -> list[FaultRecord]:
         rng = random.Random(self.cfg.seed + 1)
         deadline = time.time() + self.cfg.duration_s
         kinds = list(self.cfg.fault_kinds())
         rng.shuffle(kinds)  # each kind once first, then at random
         faults: list[FaultRecord] = []
         # every kind at least once even when the outages ran past the deadline (bounded by the
-        # number of kinds), then at random until the deadline
-        while time.time() < deadline or len(faults) < len(kinds):
+        # number of kinds), then at random until the deadline or until every job completed
+        while len(faults) < len(kinds) or (time.time() < deadline and work_left()):
             time.sleep(rng.uniform(0.5, 1.5) * self.cfg.fault_every_s)
             kind = kinds[len(faults)] if len(faults) < len(kinds) else None
             record = injector.inject(kind)
