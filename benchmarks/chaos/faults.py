@@ -34,6 +34,8 @@ class FaultRecord:
     at: float
     restored_at: float = 0.0
     progress_at: float | None = None
+    #: whether jobs were still to complete when it hit (after the last one, nothing recovers)
+    work_left: bool = True
 
     @property
     def recovery_s(self) -> float | None:

@@ -211,7 +211,9 @@ class ChaosRun:
         while len(faults) < len(kinds) or (time.time() < deadline and work_left()):
             time.sleep(rng.uniform(0.5, 1.5) * self.cfg.fault_every_s)
             kind = kinds[len(faults)] if len(faults) < len(kinds) else None
+            left = work_left()
             record = injector.inject(kind)
+            record.work_left = left
             self.log(f"fault {len(faults) + 1}: {record.kind} ({record.target}), "
                      f"{record.restored_at - record.at:.1f} s")  # fmt: skip
             faults.append(record)
