@@ -1,4 +1,4 @@
-"""The LedgerCache's batching core on an in-memory ledger that answers when the test says."""
+"""The Dispatcher's batching ledger writer on ledgers that answer when the test says."""
 
 from __future__ import annotations
 
