@@ -80,8 +80,7 @@ class DispatcherCore:
         self._dispatch_of: dict[str, int] = {}
         self._settling: set[str] = set()
         self._busy: dict[str, int] = {}
-        self._partial: dict[str, int] = {}  # calls in flight with a partial batch, per pool
-        self._partial_ids: set[int] = set()
+        self._partial: dict[str, set[int]] = {}  # per pool: dispatches with a partial batch
         self._budgets: dict[str, int] = {}
         self._held: dict[str, WorkItem] = {}
         self._seq = itertools.count(1)
@@ -213,7 +212,7 @@ class DispatcherCore:
                 if pool.accelerated and size > 1:
                     size = spread_batch(size, self._ready_in(pool.name), budget)
                 elif (
-                    self._partial.get(pool.name, 0) >= partial_slots
+                    len(self._partial.get(pool.name, ())) >= partial_slots
                     and len(self._ready[stage]) < size
                 ):  # every actor holds a partial batch: this one grows until one returns
                     passed.add(stage)
@@ -273,8 +272,7 @@ class DispatcherCore:
             self._dispatch_of[item.job_id] = dispatch.dispatch_id
         self._busy[pool] = self._busy.get(pool, 0) + 1
         if len(items) < size:
-            self._partial_ids.add(dispatch.dispatch_id)
-            self._partial[pool] = self._partial.get(pool, 0) + 1
+            self._partial.setdefault(pool, set()).add(dispatch.dispatch_id)
         return dispatch
 
     def release(self, dispatch_id: int, keep: Sequence[WorkItem] = ()) -> None:
@@ -409,9 +407,9 @@ class DispatcherCore:
         dispatch = self._in_flight.pop(dispatch_id, None)
         if dispatch is not None:
             self._busy[dispatch.pool] -= 1
-            if dispatch_id in self._partial_ids:
-                self._partial_ids.discard(dispatch_id)
-                self._partial[dispatch.pool] -= 1
+            partial = self._partial.get(dispatch.pool)
+            if partial:
+                partial.discard(dispatch_id)
             for item in dispatch.items:
                 if self._dispatch_of.get(item.job_id) == dispatch_id:
                     del self._dispatch_of[item.job_id]
