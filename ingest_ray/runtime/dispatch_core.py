@@ -85,6 +85,7 @@ class DispatcherCore:
         self._held: dict[str, WorkItem] = {}
         self._seq = itertools.count(1)
         self._pool_of = {s.stage: s.pool_name for p in catalog.pipelines.values() for s in p.stages}
+        self._ahead = _accelerated_ahead(catalog)
         self.paused = False
 
     # --- intake ---------------------------------------------------------------------------
@@ -235,6 +236,18 @@ class DispatcherCore:
         for stage, queue in self._ready.items():
             pool = self._pool_of.get(stage, stage)
             out[pool] = out.get(pool, 0) + len(queue)
+        return out
+
+    def upstream(self) -> dict[str, int]:
+        """Per accelerated pool: held jobs at an earlier stage of a pipeline that reaches it (its
+        sizing looks ahead by these). Empty when no pipeline has an accelerated pool."""
+        out: dict[str, int] = {}
+        if not self._ahead:
+            return out
+        ahead = self._ahead
+        for item in self._held.values():
+            for pool in ahead.get((item.pipeline, item.stage_index), ()):
+                out[pool] = out.get(pool, 0) + 1
         return out
 
     def _ready_in(self, pool: str) -> int:
@@ -459,3 +472,15 @@ class DispatcherCore:
             settling=len(self._settling),
             paused=self.paused,
         )
+
+
+def _accelerated_ahead(catalog: Catalog) -> dict[tuple[str, int], tuple[str, ...]]:
+    """``(pipeline, stage index)`` -> the accelerated pools of the stages after it."""
+    accelerated = {name for name, pool in catalog.pools.items() if pool.accelerated}
+    out: dict[tuple[str, int], tuple[str, ...]] = {}
+    for pipeline in catalog.pipelines.values():
+        for i in range(len(pipeline.stages)):
+            later = {s.pool_name for s in pipeline.stages[i + 1 :]} & accelerated
+            if later:
+                out[(pipeline.name, i)] = tuple(sorted(later))
+    return out

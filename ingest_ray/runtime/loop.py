@@ -118,7 +118,10 @@ class DispatchLoop:
             await self._guard("reconcile", self.recovery.reconcile())
         await self._guard("recheck", self.recovery.recheck())
         if self._is_due("maintain", now, self.timings.maintain_s):
-            budgets = self.launcher.maintain(self.core.backlog(), self.core.stats().in_flight)
+            core = self.core
+            budgets = self.launcher.maintain(
+                core.backlog(), core.stats().in_flight, upstream=core.upstream()
+            )
             self.core.set_budgets(budgets)
         if self.admission is not None:  # tokens, tenant limits, the backlog, the snapshot
             await self._guard("admission", self.admission.tick(self))

@@ -81,9 +81,13 @@ class Launcher(Protocol):
         """Take back a stage's side effects for cancelled jobs (raises if it could not)."""
         ...
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
-        """Size the pools to their backlog; replace and release actors; answers each pool's
-        call budget (the core dispatches no more calls to a pool than that)."""
+    def maintain(
+        self, backlog: Mapping[str, int], in_flight: Mapping[str, int],
+        upstream: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:  # fmt: skip
+        """Size the pools to their backlog (``upstream``: jobs on their way to each accelerated
+        pool, which starts its actors ahead of them); replace and release actors; answers each
+        pool's call budget (the core dispatches no more calls to a pool than that)."""
         ...
 
     def stats(self) -> dict[str, PoolStats]:

@@ -294,15 +294,19 @@ class RayLauncher:
         """Run the stage's compensation and wait for it."""
         await self.pools[pool].compensate_ref(stage, inputs)
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
+    def maintain(
+        self, backlog: Mapping[str, int], in_flight: Mapping[str, int],
+        upstream: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:  # fmt: skip
         """Size every pool to its backlog within what the cluster can place; answers each
         pool's call budget."""
         free: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
-        loads = []
+        loads, upstream = [], upstream or {}
         for name, pool in self.pools.items():
             pool.probe()
             pool.backlog = backlog.get(name, 0)
-            loads.append((pool.sizer, PoolLoad(pool.backlog, in_flight.get(name, 0))))
+            load = PoolLoad(pool.backlog, in_flight.get(name, 0), upstream.get(name, 0))
+            loads.append((pool.sizer, load))
         decisions = plan(loads, free)
         for name, decision in decisions.items():
             self.pools[name].apply(decision)

@@ -8,13 +8,15 @@ Interface (the pools call it; it proposes, the pool starts and stops actors):
   jobs). :meth:`PoolShape.from_spec` builds it; :func:`default_max_size` gives the machine
   default of ``max_size`` (the CPU-bound pools up to the CPUs Ray has, the accelerator pool up
   to its GPUs or custom resource).
-- :class:`PoolLoad` is the backlog: jobs ready for the pool (queued, waiting for it) and calls in
-  flight on it.
+- :class:`PoolLoad` is the backlog: jobs ready for the pool (queued, waiting for it), calls in
+  flight on it, and jobs upstream of it (held at an earlier stage of a pipeline that reaches it).
 - :func:`wanted_size` is the size the backlog asks for: ``ceil((ceil(ready / batch_size) +
   calls_in_flight) / actor_concurrency)``, within ``min_size..max_size`` (and within
   ``max_in_flight / actor_concurrency`` when a call budget is set: more actors would idle). An
   accelerator pool spreads its backlog (:func:`spread_batch`: a call takes its share of the
-  ready jobs over the pool's call slots), so there each ready job counts as a call.
+  ready jobs over the pool's call slots), so there each ready job counts as a call; it also
+  looks ahead: the jobs upstream of it count as ready, so its actors (slow to start: a model
+  loads onto the device) start while the first jobs are still on the stages before it.
 - :func:`placeable` counts how many more actors of a shape fit into free resources, given as
   ``ray.available_resources()`` (one dict for the cluster) or as one dict per node.
 - :class:`PoolSizer` (one per pool, clock injected) tracks each actor's calls to know how long it
@@ -106,6 +108,9 @@ class PoolLoad:
     ready: int = 0
     #: calls running on the pool's actors
     in_flight: int = 0
+    #: jobs held at an earlier stage of a pipeline that reaches the pool (counted only by a
+    #: pool that spreads its backlog: an accelerator pool starts its actors ahead of the work)
+    upstream: int = 0
 
 
 def default_max_size(
@@ -138,9 +143,13 @@ def spread_batch(batch_size: int, ready: int, call_slots: int) -> int:
 
 def wanted_size(shape: PoolShape, load: PoolLoad) -> int:
     """Actors the backlog asks for, within the pool's bounds (and its call budget). A pool that
-    spreads its backlog can give each ready job a call of its own."""
-    batch = 1 if shape.spread else shape.batch_size
-    calls = math.ceil(max(load.ready, 0) / batch) + max(load.in_flight, 0)
+    spreads its backlog can give each ready job a call of its own, and counts the jobs on
+    their way to it as ready."""
+    if shape.spread:
+        batch, ready = 1, load.ready + load.upstream
+    else:
+        batch, ready = shape.batch_size, load.ready
+    calls = math.ceil(max(ready, 0) / batch) + max(load.in_flight, 0)
     wanted = math.ceil(calls / shape.actor_concurrency)
     upper = shape.max_size
     if shape.max_in_flight is not None:

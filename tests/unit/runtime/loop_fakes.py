@@ -17,7 +17,7 @@ from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.ledger.base import NewJob, TransitionRequest
 from ingest_ray.metrics import RuntimeMetrics
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
-from ingest_ray.pipelines.spec import Pipeline, StageSpec
+from ingest_ray.pipelines.spec import Pipeline, Resources, StageSpec
 from ingest_ray.retry import RetryPolicy
 from ingest_ray.runtime.dispatch_core import DispatcherCore
 from ingest_ray.runtime.loop import DispatchLoop, LoopTimings
@@ -62,6 +62,7 @@ class FakeLauncher:
     fail_compensation: bool = False
     budgets: dict[str, int] = field(default_factory=dict)
     maintained: list[dict[str, int]] = field(default_factory=list)
+    looked_ahead: list[dict[str, int]] = field(default_factory=list)
 
     def launch(
         self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float
@@ -83,8 +84,12 @@ class FakeLauncher:
             raise RuntimeError("index unreachable")
         self.compensated += [(stage, i.job_id) for i in inputs]
 
-    def maintain(self, backlog: Mapping[str, int], in_flight: Mapping[str, int]) -> dict[str, int]:
+    def maintain(
+        self, backlog: Mapping[str, int], in_flight: Mapping[str, int],
+        upstream: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:  # fmt: skip
         self.maintained.append(dict(backlog))
+        self.looked_ahead.append(dict(upstream or {}))
         return dict(self.budgets)
 
     def stats(self) -> dict[str, PoolStats]:
@@ -154,11 +159,15 @@ class WallClock:
         self.now += timedelta(seconds=seconds)
 
 
-def catalog(*, retry: RetryPolicy | None = None, budget: int = 4) -> Catalog:
-    """Pipeline ``p``: a -> b -> idx (idx compensates, like the index)."""
+def catalog(
+    *, retry: RetryPolicy | None = None, budget: int = 4, accelerated: str | None = None
+) -> Catalog:
+    """Pipeline ``p``: a -> b -> idx (idx compensates, like the index); the pool named by
+    ``accelerated`` asks for a custom resource."""
     cat = Catalog()
     for name in ("a", "b", "idx"):
-        cat.register_stage(name, "x:y", PoolSpec(name, max_in_flight=budget, batch_size=4))
+        res = Resources(custom={"accel": 1.0}) if name == accelerated else Resources()
+        cat.register_stage(name, "x:y", PoolSpec(name, res, max_in_flight=budget, batch_size=4))
     policy = retry or RetryPolicy(max_attempts=3, base_delay_s=1, max_delay_s=8)
     stages = (
         StageSpec("a", retry=policy, timeout_s=10, lease_grace_s=0),

@@ -6,7 +6,7 @@ import pytest
 
 from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
-from ingest_ray.pipelines.spec import Pipeline, StageSpec
+from ingest_ray.pipelines.spec import Pipeline, Resources, StageSpec
 from ingest_ray.retry import RetryPolicy
 from ingest_ray.runtime.dispatch_core import Advance, DispatcherCore, Fail, Finish, Retry
 from ingest_ray.runtime.work import StageFailure, WorkItem
@@ -280,6 +280,32 @@ def test_dispatch_core_knows_where_every_held_job_is() -> None:
     core.complete(d2.dispatch_id, [StageOutput()])
     core._settling.discard(d2.items[0].job_id)
     assert core.nowhere() == [d2.items[0].job_id]
+
+
+def test_dispatch_core_counts_the_jobs_upstream_of_an_accelerated_pool() -> None:
+    cat = Catalog()
+    cat.register_stage("a", "x:y", PoolSpec("a", max_in_flight=4))
+    cat.register_stage("g", "x:y", PoolSpec("g", Resources(custom={"accel": 1.0})))
+    cat.register_stage("b", "x:y", PoolSpec("b"))
+    cat.register_pipeline(Pipeline("p", (StageSpec("a"), StageSpec("g"), StageSpec("b"))))
+    clock = Clock()
+    core = _core(clock, catalog=cat)
+    assert core.upstream() == {}
+    core.admit([_item("j1"), _item("j2"), _item("j3")])
+    assert core.upstream() == {"g": 3}  # all three at stage a, on their way to g
+    calls = core.next_dispatches()  # a takes all three (batch 1, budget 4: three calls)
+    assert len(calls) == 3
+    assert core.upstream() == {"g": 3}  # running at a still counts: they will reach g
+    (out,) = core.complete(calls[0].dispatch_id, [StageOutput()])
+    core.apply(out, accepted=True)
+    assert core.upstream() == {"g": 2}  # one is at g now (its ready queue, not upstream)
+    assert core.backlog().get("g") == 1
+
+
+def test_dispatch_core_counts_nothing_upstream_without_an_accelerated_pool() -> None:
+    core = _core(Clock())
+    core.admit([_item("j1")])
+    assert core.upstream() == {}
 
 
 def test_dispatch_core_admit_at_waits_for_a_scheduled_retry() -> None:

@@ -14,7 +14,7 @@ from ingest_ray.runtime.parts import CallLost
 from ingest_ray.runtime.work import Dispatch, StageFailure
 from ingest_ray.stages.base import StageInput, StageOutput
 from ingest_ray.states import JobStatus
-from tests.unit.runtime.loop_fakes import rig, sync
+from tests.unit.runtime.loop_fakes import catalog, rig, sync
 
 S = JobStatus
 
@@ -280,3 +280,16 @@ async def test_loop_a_stage_error_in_a_batch_fails_only_its_item() -> None:
     good, bad = r.create("doc-good"), r.create("doc-bad")
     await r.loop.start()
     await r.until(lambda: r.status(good) == "completed" and r.status(bad) == "failed")
+
+
+@sync
+async def test_loop_tells_the_launcher_what_is_on_its_way_to_an_accelerated_pool() -> None:
+    r = rig(behaviour=lambda d, i: None, cat=catalog(accelerated="b"))  # calls stay running at a
+    for i in range(3):
+        r.create(f"doc-{i}")
+    await r.loop.start()
+    await r.until(lambda: len(r.launcher.calls) > 0)
+    r.clock.now += 3600  # the next maintain is due
+    await r.steps(1)
+    assert r.launcher.looked_ahead[-1] == {"b": 3}
+    assert r.launcher.maintained[-1].get("b", 0) == 0  # nothing is ready for b yet

@@ -71,6 +71,17 @@ def test_sizing_an_accelerator_pool_gives_each_ready_job_a_slot() -> None:
     assert not PoolShape.from_spec(PoolSpec("embed", Resources(num_cpus=1.0))).spread
 
 
+def test_sizing_an_accelerator_pool_looks_ahead_to_the_jobs_upstream() -> None:
+    gpu = PoolShape(name="mineru", resources={"CPU": 1.0, "GPU": 1.0}, min_size=1, max_size=4,
+                    actor_concurrency=1, batch_size=8, spread=True)  # fmt: skip
+    # nothing is ready yet, but 3 jobs are on the stages before it: start 3 actors now
+    assert wanted_size(gpu, PoolLoad(ready=0, upstream=3)) == 3
+    assert wanted_size(gpu, PoolLoad(ready=1, in_flight=1, upstream=500)) == 4  # max_size
+    # a pool that does not spread (a CPU pool) sizes to what is ready, not to what may come
+    cpu = embed_shape(max_size=4, actor_concurrency=1, batch_size=1)
+    assert wanted_size(cpu, PoolLoad(ready=1, upstream=500)) == 1
+
+
 def test_sizing_spread_batch_shares_the_backlog_over_the_call_slots() -> None:
     assert spread_batch(8, ready=6, call_slots=8) == 1
     assert spread_batch(8, ready=6, call_slots=4) == 2
