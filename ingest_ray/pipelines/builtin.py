@@ -38,13 +38,15 @@ def builtin_pools(settings: Settings) -> list[PoolSpec]:
     and overlap many calls; MinerU asks for a GPU or a custom resource when configured. The
     CPU-bound pools (chunk, embed; MinerU on its accelerators) take one call per actor and grow
     with their backlog to the CPUs (accelerators) the cluster has (``runtime/sizing.py``); their
-    ``max_size`` here is only the floor of that default."""
+    ``max_size`` here is only the floor of that default. The pools after the parser run at
+    ``settings.downstream_nice``, so on a shared node the parser and its feed get the cores
+    first."""
     mineru = Resources(
         num_cpus=1.0,
         num_gpus=settings.mineru_num_gpus,
         custom={settings.mineru_resource: 1.0} if settings.mineru_resource else {},
     )
-    gpus = settings.mineru_pool_max
+    gpus, later = settings.mineru_pool_max, settings.downstream_nice
     return [
         PoolSpec("metadata", Resources(num_cpus=0.25), max_size=4, max_in_flight=32,
                  actor_concurrency=16),
@@ -54,10 +56,11 @@ def builtin_pools(settings: Settings) -> list[PoolSpec]:
         PoolSpec("mineru", mineru, max_size=gpus, max_in_flight=2 * gpus, actor_concurrency=2,
                  batch_size=8),
         PoolSpec("chunk", Resources(num_cpus=1.0), max_size=2, max_in_flight=16, batch_size=8,
-                 actor_concurrency=1),
+                 actor_concurrency=1, nice=later),
         PoolSpec("embed", Resources(num_cpus=1.0), max_size=2, max_in_flight=16, batch_size=32,
-                 actor_concurrency=1),
-        PoolSpec("index", Resources(num_cpus=0.5), max_size=1, max_in_flight=2, batch_size=32),
+                 actor_concurrency=1, nice=later),
+        PoolSpec("index", Resources(num_cpus=0.5), max_size=1, max_in_flight=2, batch_size=32,
+                 nice=later),
         PoolSpec("mapping", Resources(num_cpus=0.25), max_size=2, max_in_flight=4, batch_size=16),
     ]  # fmt: skip
 

@@ -37,6 +37,12 @@ class PoolSpec:
     once (an idle actor takes a batch of one); under load the batches grow with the backlog
     instead of the calls multiplying, and each call costs the Dispatcher, Ray and the actor
     the same whatever its size.
+
+    ``nice`` (0-19) lowers the CPU priority of the pool's actor processes on their node: it is
+    added to the niceness of every thread (Ray runs its workers' calls at 15, so 4 or more
+    reaches the lowest, 19). A pool whose work can wait (after the accelerator) yields the cores
+    it shares to the pools that feed the accelerator. It only matters while the node's cores
+    are all busy.
     """
 
     name: str
@@ -47,12 +53,15 @@ class PoolSpec:
     batch_size: int = 1
     actor_concurrency: int = 4
     coalesce: bool = True
+    nice: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
             raise ValueError(f"pool {self.name}: need 0 <= min_size <= max_size, max_size >= 1")
         if self.max_in_flight < 1 or self.batch_size < 1:
             raise ValueError(f"pool {self.name}: max_in_flight and batch_size must be >= 1")
+        if not 0 <= self.nice <= 19:
+            raise ValueError(f"pool {self.name}: nice must be between 0 and 19")
 
     @property
     def accelerated(self) -> bool:

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -51,7 +52,11 @@ class StageActor:
     cancellation or a liveness probe reaches an actor whose every slot is busy (with one slot, a
     cancel queued behind the very call it was meant to stop)."""
 
-    def __init__(self, factories: Mapping[str, str], settings: Settings, pool: str = "") -> None:
+    def __init__(
+        self, factories: Mapping[str, str], settings: Settings, pool: str = "", nice: int = 0
+    ) -> None:
+        if nice > 0:  # the actor has a worker process of its own, which ends with it
+            lower_priority(nice)
         self._host = StageHost(factories, settings)
         self._label = f"pool={pool} stages={','.join(sorted(factories))}"
 
@@ -82,6 +87,19 @@ class StageActor:
     async def shutdown(self) -> None:
         """Close the stages before the actor is killed."""
         await self._host.aclose()
+
+
+def lower_priority(by: int) -> None:
+    """Raise the niceness of every thread of this process by ``by`` (at most 19). On Linux a
+    thread's niceness is its own (``os.nice`` changes only the caller's, and an actor's
+    ``__init__`` does not run on the thread its calls run on); threads started later inherit
+    their creator's."""
+    tasks = Path("/proc/self/task")
+    tids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
+    for tid in tids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # a thread that ended
+            current = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + by))
 
 
 RemoteStageActor = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(StageActor)  # type: ignore[call-overload]
@@ -231,7 +249,7 @@ class StagePool:
             resources=dict(res.custom) or None,
             max_concurrency=self.spec.actor_concurrency,
             max_restarts=0,
-        ).remote(self._factories, self._settings, self.spec.name)
+        ).remote(self._factories, self._settings, self.spec.name, self.spec.nice)
         member = _Member(handle=handle, name=name, last_used=time.monotonic())
         self._members.append(member)
         self.sizer.actor_started(name)

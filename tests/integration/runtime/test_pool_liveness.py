@@ -3,9 +3,11 @@ without a job paying for it, and a pool grows only as its sizer decides, within 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import ray
@@ -89,5 +91,25 @@ def test_pool_grows_only_as_its_sizer_decides_and_within_what_can_be_placed(
         more = plan([(pool.sizer, PoolLoad(ready=10, in_flight=0))], {"CPU": 8.0})
         pool.apply(more[pool.spec.name])
         assert pool.size == pool.stats().target == 3  # bounded by max_size
+    finally:
+        pool.kill_all()
+
+
+def test_pool_actors_run_at_the_pools_nice(local_ray: None) -> None:
+    spec = replace(accelerator_pool(resource=None, max_size=1, actor_concurrency=1), nice=7)
+    pool = StagePool(
+        spec, {"accelerate": FACTORY}, Settings(sections={"simulate": {"page_s": 0.0}}),
+        runtime=f"pools-{uuid.uuid4().hex[:6]}", namespace=NAMESPACE,
+    )  # fmt: skip
+    try:
+        ref, _ = pool.submit("accelerate", [_item("nice")], 30)
+        (result,) = ray.get(ref, timeout=120)
+        pid = result.data["pid"]  # type: ignore[union-attr]
+        # Ray runs its workers' calls at a niceness of its own (15 by default) and its own
+        # threads at 0: the pool adds 7 to every thread, up to 19
+        ray_worker = int(os.environ.get("RAY_worker_niceness", "15"))  # noqa: SIM112 (Ray's name)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ray_worker + 7)
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        assert min(os.getpriority(os.PRIO_PROCESS, t) for t in threads) >= 7
     finally:
         pool.kill_all()

@@ -263,3 +263,11 @@ def test_sizing_decision_target_counts_starts_and_releases() -> None:
     decision = Decision("p", size=3, wanted=1, start=0, release=("a", "b"), unplaceable=0,
                         bundles=())  # fmt: skip
     assert decision.target == 1
+
+
+def test_pool_spec_nice_is_a_unix_niceness_and_the_pools_after_the_parser_use_it() -> None:
+    with pytest.raises(ValueError, match="nice"):
+        PoolSpec("embed", nice=20)
+    pools = {p.name: p for p in builtin_pools(Settings(downstream_nice=5))}
+    assert {n for n, p in pools.items() if p.nice == 5} == {"chunk", "embed", "index"}
+    assert all(p.nice == 0 for p in builtin_pools(Settings(downstream_nice=0)))
