@@ -242,12 +242,10 @@ class DispatcherCore:
         """Per accelerated pool: held jobs at an earlier stage of a pipeline that reaches it (its
         sizing looks ahead by these). Empty when no pipeline has an accelerated pool."""
         out: dict[str, int] = {}
-        if not self._ahead:
-            return out
-        ahead = self._ahead
-        for item in self._held.values():
-            for pool in ahead.get((item.pipeline, item.stage_index), ()):
-                out[pool] = out.get(pool, 0) + 1
+        if self._ahead:  # most catalogs (the no-op pipeline's) have no accelerated pool
+            for item in self._held.values():
+                for pool in self._ahead.get((item.pipeline, item.stage_index), ()):
+                    out[pool] = out.get(pool, 0) + 1
         return out
 
     def _ready_in(self, pool: str) -> int:

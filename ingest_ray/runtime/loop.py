@@ -122,7 +122,7 @@ class DispatchLoop:
             budgets = self.launcher.maintain(
                 core.backlog(), core.stats().in_flight, upstream=core.upstream()
             )
-            self.core.set_budgets(budgets)
+            core.set_budgets(budgets)
         if self.admission is not None:  # tokens, tenant limits, the backlog, the snapshot
             await self._guard("admission", self.admission.tick(self))
         if self._ledger_ok(now):
