@@ -55,6 +55,12 @@ class FetchSettings(BaseSettings):
     ca_bundle: Path | None = Field(default=None, validation_alias=_alias("ca_bundle"))
     #: Directories local PDFs (``pdf_path`` sources) must live under; empty means anywhere.
     local_roots: tuple[Path, ...] = Field(default=(), validation_alias=_alias("local_roots"))
+    #: Probe every stored PDF (page count; encrypted, damaged or too long) in the sandboxed
+    #: prober here, on the CPU pool, so the parser skips its own probe and an unusable PDF
+    #: fails before it takes an accelerator. ``None``: when the parser runs on an accelerator
+    #: or is MinerU (see ``stages.factories.probes_ahead``); the CPU parser counts pages as
+    #: it parses, so a probe ahead of it would only cost a child.
+    probe_pdfs: bool | None = Field(default=None, validation_alias=_alias("probe_pdfs"))
 
     @field_validator("allowed_schemes")
     @classmethod

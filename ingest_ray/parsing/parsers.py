@@ -50,8 +50,11 @@ class PdfParser(Protocol):
         """Parse ``pdf``."""
         ...
 
-    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
-        """Parse a batch; one result or error per PDF, in order."""
+    async def parse_many(
+        self, pdfs: Sequence[Path], pages: Sequence[int | None] | None = None
+    ) -> list[ParseResult | IngestError]:
+        """Parse a batch; one result or error per PDF, in order. ``pages``: each PDF's page
+        count where an earlier probe found it (``pdf_fetch``), so it need not be probed again."""
         ...
 
     async def aclose(self) -> None:
@@ -73,8 +76,11 @@ class CpuParser:
         items = normalize_content_list(answer.items or [], pages=answer.pages)
         return ParseResult(content_list=items, pages=answer.pages, parser=self.name)
 
-    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
-        """One child per PDF, one after the other (the CPU is what they share)."""
+    async def parse_many(
+        self, pdfs: Sequence[Path], pages: Sequence[int | None] | None = None
+    ) -> list[ParseResult | IngestError]:
+        """One child per PDF, one after the other (the CPU is what they share; the child
+        counts the pages as it parses, so ``pages`` saves nothing here)."""
         return [await _caught(self.parse(pdf)) for pdf in pdfs]
 
     async def aclose(self) -> None:
@@ -94,9 +100,13 @@ class MineruApiParser:
         """Probe, then let MinerU parse it."""
         return _raised((await self.parse_many([pdf]))[0])
 
-    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
+    async def parse_many(
+        self, pdfs: Sequence[Path], pages: Sequence[int | None] | None = None
+    ) -> list[ParseResult | IngestError]:
         """Split long PDFs into files, pack requests, send them over the servers."""
-        results = await parse_planned(pdfs, self._settings, self._send, split_files=True)
+        results = await parse_planned(
+            pdfs, self._settings, self._send, split_files=True, pages=pages
+        )
         return [_result(r, self.name) for r in results]
 
     async def _send(self, request: list[Piece]) -> list[PieceResult]:
@@ -126,9 +136,13 @@ class MineruInProcessParser:
         """Probe, then run MinerU in a worker thread."""
         return _raised((await self.parse_many([pdf]))[0])
 
-    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
+    async def parse_many(
+        self, pdfs: Sequence[Path], pages: Sequence[int | None] | None = None
+    ) -> list[ParseResult | IngestError]:
         """Page ranges of long PDFs run side by side, ``mineru_in_flight`` at a time."""
-        results = await parse_planned(pdfs, self._settings, self._send, split_files=False)
+        results = await parse_planned(
+            pdfs, self._settings, self._send, split_files=False, pages=pages
+        )
         return [_result(r, self.name) for r in results]
 
     async def _send(self, request: list[Piece]) -> list[PieceResult]:

@@ -1,7 +1,9 @@
 """Parse a batch of PDFs the way a GPU parser runs fastest: probe, split, pack, send, merge.
 
 1. every PDF is probed in the sandboxed child (encryption, damage, page cap) and, when it is
-   longer than ``mineru_split_pages``, cut into page ranges there too;
+   longer than ``mineru_split_pages``, cut into page ranges there too; a PDF whose page count
+   an earlier probe found (``pdf_fetch`` on a CPU pool) skips the child, unless it must be cut
+   into files;
 2. pieces are packed into requests up to ``mineru_batch_pages`` pages (:mod:`.batching`);
 3. all requests are sent at once; the sender (the server pool, or MinerU in-process) keeps at
    most ``mineru_in_flight`` of them running per server;
@@ -24,7 +26,7 @@ from pathlib import Path
 from ingest_ray.errors import IngestError
 from ingest_ray.parsing.batching import Merged, Piece, PieceResult, merge, pack
 from ingest_ray.parsing.content import normalize_content_list
-from ingest_ray.parsing.errors import MineruResultError, ParseError
+from ingest_ray.parsing.errors import MineruResultError, ParseError, TooManyPagesError
 from ingest_ray.parsing.sandbox import run_sandboxed
 from ingest_ray.parsing.settings import ParseSettings
 
@@ -44,18 +46,25 @@ class Parsed:
 
 
 async def parse_planned(
-    pdfs: Sequence[Path], settings: ParseSettings, send: Sender, *, split_files: bool
+    pdfs: Sequence[Path],
+    settings: ParseSettings,
+    send: Sender,
+    *,
+    split_files: bool,
+    pages: Sequence[int | None] | None = None,
 ) -> list[Parsed | IngestError]:
     """Probe/split, pack, send and merge ``pdfs``; one result or error per PDF, in order.
     ``split_files``: cut long PDFs into files of their own (for servers); otherwise pieces
-    point at the whole file with a page range (MinerU in-process reads ranges itself)."""
+    point at the whole file with a page range (MinerU in-process reads ranges itself).
+    ``pages``: each PDF's page count where it is known already (``None``: probe it)."""
+    known = list(pages) if pages is not None else [None] * len(pdfs)
     with tempfile.TemporaryDirectory(prefix="ingest-ray-mineru-") as tmp:
         limit = asyncio.Semaphore(PROBES_AT_ONCE)
         work = Path(tmp)
         prepared = await asyncio.gather(
             *(
-                _prepare(i, pdf, settings, work, limit=limit, split_files=split_files)
-                for i, pdf in enumerate(pdfs)
+                _prepare(i, pdf, settings, work, limit=limit, split_files=split_files, known=n)
+                for i, (pdf, n) in enumerate(zip(pdfs, known, strict=True))
             )
         )
         pieces = [p for entry in prepared if isinstance(entry, list) for p in entry]
@@ -69,8 +78,7 @@ async def parse_planned(
         if isinstance(entry, IngestError):
             out.append(entry)
             continue
-        pages = max(p.end for p in entry)
-        out.append(_document(merge(by_doc.get(index, [])), pages))
+        out.append(_document(merge(by_doc.get(index, [])), max(p.end for p in entry)))
     return out
 
 
@@ -82,22 +90,28 @@ async def _prepare(
     *,
     limit: asyncio.Semaphore,
     split_files: bool,
+    known: int | None = None,
 ) -> list[Piece] | IngestError:
+    from ingest_ray.parsing.batching import split_ranges  # noqa: PLC0415 - tiny, pure
+
     split = settings.mineru_split_pages
+    cut = split_files and split > 0
+    if known is not None and not (cut and known > split):
+        if known > settings.max_pages:
+            return TooManyPagesError(f"{known} pages, more than the limit of {settings.max_pages}")
+        ranges = split_ranges(known, 0 if split_files else split)
+        return [Piece(index, a, b, pdf, True, known) for a, b in ranges]
     out = tmp / f"doc-{index:04d}"
     out.mkdir()
     try:
         async with limit:
             answer = await run_sandboxed(
-                "split" if split_files and split else "probe",
-                pdf, settings, split_pages=split, out=out,
-            )  # fmt: skip
+                "split" if cut else "probe", pdf, settings, split_pages=split, out=out
+            )
     except ParseError as exc:
         return exc
     if answer.parts:
         return [Piece(index, a, b, path, False, answer.pages) for a, b, path in answer.parts]
-    from ingest_ray.parsing.batching import split_ranges  # noqa: PLC0415 - tiny, pure
-
     ranges = split_ranges(answer.pages, 0 if split_files else split)
     return [Piece(index, a, b, pdf, True, answer.pages) for a, b in ranges]
 

@@ -15,9 +15,10 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from ingest_ray.parsing.errors import (
     BrokenPdfError,
@@ -87,19 +88,106 @@ async def run_sandboxed(
     return _answer(proc.returncode, stdout, stderr, settings)
 
 
-def _command(op: Operation, pdf: Path, settings: ParseSettings) -> list[str]:
+class Prober:
+    """Probes PDFs (page count, encrypted, damaged, too long) in one long-lived sandboxed child
+    instead of a fresh child per PDF, which costs a Python start and a pdfium load each time.
+
+    The child is :func:`run_sandboxed`'s, under the same limits, taking one PDF per line. A
+    probe that runs out of time or kills the child fails as it would there, and the next probe
+    starts a fresh child; so does the probe after ``max_probes`` (which bounds what pdfium may
+    leak; the child's CPU limit is ``max_probes`` probes' worth). Probes run one at a time."""
+
+    def __init__(self, settings: ParseSettings, *, max_probes: int = 200) -> None:
+        self._settings, self._max = settings, max_probes
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stderr: IO[bytes] | None = None
+        self._done = 0
+        self._lock = asyncio.Lock()
+
+    async def probe(self, pdf: Path) -> SandboxAnswer:
+        """What the child found in ``pdf``; a typed :class:`ParseError` when it is unusable."""
+        async with self._lock:
+            alive = self._proc is not None and self._proc.returncode is None
+            proc = self._proc if alive and self._proc is not None else await self._start()
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            try:
+                proc.stdin.write(json.dumps({"path": str(pdf)}).encode() + b"\n")
+                await proc.stdin.drain()
+                line = await asyncio.wait_for(proc.stdout.readline(), self._settings.timeout_s)
+            except TimeoutError:
+                await self._stop()
+                raise ParseTimeoutError(
+                    f"probing took longer than {self._settings.timeout_s:g} s; the prober was "
+                    "killed"
+                ) from None
+            except (BrokenPipeError, ConnectionResetError):
+                line = b""
+            except BaseException:  # cancelled mid-probe: the child's next answer is this one's
+                await self._stop()
+                raise
+            if not line:
+                returncode = await proc.wait()
+                stderr = self._stderr_tail()
+                await self._stop()
+                raise _crash(returncode, stderr, self._settings)
+            self._done += 1
+            if self._done >= self._max or (_decode(line) or {}).get("error") == "memory":
+                await self._stop()  # a child out of memory stops after its answer
+            return _answer(0, line, b"", self._settings)
+
+    async def aclose(self) -> None:
+        """Stop the child (it is started again by the next probe)."""
+        async with self._lock:
+            await self._stop()
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        await self._stop()  # a child that died between probes
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept for the child's life
+        self._proc = await asyncio.create_subprocess_exec(
+            *_command("probes", None, self._settings, probes=self._max),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._stderr,
+            env=_child_env(),
+            start_new_session=True,
+        )
+        self._done = 0
+        return self._proc
+
+    def _stderr_tail(self) -> bytes:
+        if self._stderr is None:
+            return b""
+        self._stderr.seek(0)
+        return self._stderr.read()[-4096:]
+
+    async def _stop(self) -> None:
+        proc, stderr, self._proc, self._stderr = self._proc, self._stderr, None, None
+        if proc is not None:
+            if proc.returncode is None:
+                _kill_group(proc.pid)
+            if proc.stdin is not None:
+                proc.stdin.close()
+            await proc.wait()
+        if stderr is not None:
+            stderr.close()
+
+
+def _command(
+    op: Operation | Literal["probes"], pdf: Path | None, settings: ParseSettings, *, probes: int = 1
+) -> list[str]:
     return [
         sys.executable,
         "-m",
         "ingest_ray.parsing.worker",
         op,
-        str(pdf),
+        *([str(pdf)] if pdf is not None else []),
         "--max-pages",
         str(settings.max_pages),
         "--memory-mb",
         str(settings.memory_mb),
         "--cpu-s",
-        str(math.ceil(settings.timeout_s) + 5),
+        str((math.ceil(settings.timeout_s) + 5) * probes),
     ]
 
 

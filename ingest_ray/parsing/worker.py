@@ -1,4 +1,6 @@
-"""The sandboxed parser child: ``python -m ingest_ray.parsing.worker {parse|probe|split} PDF``.
+"""The sandboxed parser child: ``python -m ingest_ray.parsing.worker {parse|probe|split} PDF``,
+or ``probes`` (no PDF): a long-lived prober that reads one ``{"path": ...}`` line per PDF from
+stdin and answers each (:class:`ingest_ray.parsing.sandbox.Prober`).
 
 It caps its own address space (``RLIMIT_AS``), CPU time and core dumps *before* loading pdfium,
 opens the PDF (rebuilding a malformed one once, see :mod:`ingest_ray.parsing.repair`), refuses
@@ -13,10 +15,12 @@ child starts fast and small.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +30,37 @@ EXIT_MEMORY = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one parse or probe and print its JSON answer; exit 0 unless memory ran out."""
+    """Run one parse or probe and print its JSON answer (``probes``: one probe per line of
+    stdin, one answer line each, until stdin ends); exit 0 unless memory ran out."""
     args = _arguments(argv)
     apply_limits(memory_mb=args.memory_mb, cpu_s=args.cpu_s)
-    try:
-        answer = run(
+    if args.op == "probes":
+        return _probes(max_pages=args.max_pages)
+    return _answer(
+        lambda: run(
             args.op,
             Path(args.path),
             max_pages=args.max_pages,
             split_pages=args.split_pages,
             out=Path(args.out) if args.out else None,
         )
-        payload = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+    )
+
+
+def _probes(*, max_pages: int) -> int:
+    """Probe the PDF each line of stdin names (``{"path": ...}``), answering in turn. A child
+    that ran out of memory answers so and stops: what is left of it is not to be trusted."""
+    for line in sys.stdin.buffer:
+        path = Path(json.loads(line)["path"])
+        status = _answer(functools.partial(run, "probe", path, max_pages=max_pages))
+        if status != 0:
+            return status
+    return 0
+
+
+def _answer(work: Callable[[], dict[str, Any]]) -> int:
+    try:
+        payload = json.dumps(work(), ensure_ascii=False, separators=(",", ":")).encode()
     except MemoryError:
         os.write(sys.stdout.fileno(), _MEMORY_ANSWER)
         return EXIT_MEMORY
@@ -144,8 +167,8 @@ def _cap(limit: int, value: int) -> None:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ingest_ray.parsing.worker")
-    parser.add_argument("op", choices=("parse", "probe", "split"))
-    parser.add_argument("path")
+    parser.add_argument("op", choices=("parse", "probe", "split", "probes"))
+    parser.add_argument("path", nargs="?", default="")
     parser.add_argument("--max-pages", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-s", type=int, required=True)

@@ -17,6 +17,8 @@ from ingest_ray.config import Settings
 from ingest_ray.errors import ConfigurationError
 from ingest_ray.fetch.settings import FetchSettings
 from ingest_ray.index.settings import IndexSettings
+from ingest_ray.parsing.parsers import choose_parser
+from ingest_ray.parsing.sandbox import Prober
 from ingest_ray.parsing.settings import ParseSettings
 from ingest_ray.stages.base import Stage
 from ingest_ray.stages.chunk import ChunkStage
@@ -62,10 +64,30 @@ def metadata(settings: Settings) -> Stage:
 
 
 def pdf_fetch(settings: Settings) -> Stage:
-    """The open-access chain and the safe fetcher."""
-    return PdfFetchStage.from_settings(
-        adapter_settings(settings), section(settings, "fetch", FetchSettings), blob_store(settings)
+    """The open-access chain and the safe fetcher (and the prober, when it probes ahead)."""
+    fetch, parse = (
+        section(settings, "fetch", FetchSettings),
+        section(settings, "parse", ParseSettings),
     )
+    prober = Prober(parse) if probes_ahead(settings, fetch, parse) else None
+    return PdfFetchStage.from_settings(
+        adapter_settings(settings), fetch, blob_store(settings), prober=prober
+    )
+
+
+def probes_ahead(settings: Settings, fetch: FetchSettings, parse: ParseSettings) -> bool:
+    """Whether ``pdf_fetch`` probes the PDFs it stores: as ``fetch.probe_pdfs`` says, else when
+    the ``mineru`` pool holds an accelerator (``mineru_num_gpus``, ``mineru_resource``) or MinerU
+    parses (its parser probes every PDF before it sends it; the CPU parser counts pages as it
+    parses)."""
+    if fetch.probe_pdfs is not None:
+        return fetch.probe_pdfs
+    if settings.mineru_resource or settings.mineru_num_gpus > 0:
+        return True
+    try:
+        return choose_parser(parse) != "pdfium"
+    except ConfigurationError:  # the mineru stage reports it
+        return False
 
 
 def mineru(settings: Settings) -> Stage:

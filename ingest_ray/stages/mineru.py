@@ -1,6 +1,7 @@
 """The ``mineru`` stage: the fetched PDFs in, MinerU's content lists out (into the blob store).
 
-Reads ``outputs["pdf_fetch"]["pdf_sha256"]`` of each job, parses the blobs with the parser the
+Reads ``outputs["pdf_fetch"]["pdf_sha256"]`` of each job (and ``pdf_pages``, when ``pdf_fetch``
+probed the PDF, so the MinerU parsers skip their own probe), parses the blobs with the parser the
 settings pick (MinerU's HTTP API when server URLs are set, MinerU in-process when it can run
 here, else the sandboxed CPU parser), stores each content list with ``put_json`` and hands on
 ``{"content_sha256", "pages", "items", "parser", "failed_pages"}``. A batch of jobs is parsed
@@ -52,7 +53,8 @@ class MineruStage(BaseStage):
         """Parse the batch's PDFs together; one output or error per job, in order."""
         found: list[Path | IngestError] = [self._pdf(item) for item in items]
         paths = [p for p in found if isinstance(p, Path)]
-        parsed = iter(await self.parser.parse_many(paths) if paths else [])
+        pages = [_pages(i) for i, p in zip(items, found, strict=True) if isinstance(p, Path)]
+        parsed = iter(await self.parser.parse_many(paths, pages) if paths else [])
         results: list[StageOutput | IngestError] = []
         for item, path in zip(items, found, strict=True):
             outcome = path if isinstance(path, IngestError) else next(parsed)
@@ -95,3 +97,9 @@ class MineruStage(BaseStage):
                 "failed_pages": list(result.failed_pages),
             }
         )
+
+
+def _pages(item: StageInput) -> int | None:
+    """The page count ``pdf_fetch`` found when it probed the PDF (``None``: it did not)."""
+    pages = (item.outputs.get("pdf_fetch") or {}).get("pdf_pages")
+    return pages if isinstance(pages, int) and not isinstance(pages, bool) and pages > 0 else None

@@ -5,7 +5,10 @@
 - ``doi`` / ``openalex`` sources: the open-access chain (OpenAlex candidates from the metadata
   stage, then Unpaywall, then CORE).
 
-Found: ``{"pdf_sha256", "pdf_size", "pdf_source", "pdf_url", "final_url", "attempts"}``.
+Found: ``{"pdf_sha256", "pdf_size", "pdf_source", "pdf_url", "final_url", "attempts"}``, and
+with a prober (``FetchSettings.probe_pdfs``) ``"pdf_pages"`` and ``"pdf_repaired"``: the stored
+PDF probed in the sandbox here, on a CPU pool, so the parser on its accelerator need not; an
+encrypted, broken or too long PDF then fails its job here, with the parser's reason.
 No PDF anywhere: ``StageOutput(finish=True, outcome="no open-access full text")`` with the
 attempts, so the job completes with its metadata indexed. When every candidate failed and at
 least one failure may go away, the stage raises a retryable error instead.
@@ -29,6 +32,7 @@ from ingest_ray.adapters.unpaywall import UnpaywallClient
 from ingest_ray.errors import IngestError
 from ingest_ray.events import SourceKind
 from ingest_ray.fetch import FetchSettings, SafeFetcher
+from ingest_ray.parsing.sandbox import Prober
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
 from ingest_ray.storage.blobs import BlobStore
 
@@ -68,6 +72,22 @@ def _found(
     )
 
 
+class Probe:
+    """Probes stored PDFs by digest: ``{"pdf_pages", "pdf_repaired"}``, or the parse error."""
+
+    def __init__(self, prober: Prober, blobs: BlobStore) -> None:
+        self._prober, self._blobs = prober, blobs
+
+    async def pages(self, digest: str) -> dict[str, Any]:
+        """The probe's answer for the blob ``digest``."""
+        answer = await self._prober.probe(self._blobs.path(digest))
+        return {"pdf_pages": answer.pages, "pdf_repaired": answer.repaired}
+
+    async def aclose(self) -> None:
+        """Stop the prober's child."""
+        await self._prober.aclose()
+
+
 def _summary(result: ChainResult) -> str:
     steps = "; ".join(f"{a.source}: {a.outcome}" for a in result.attempts)
     return f"no PDF yet, a source may answer later ({steps})"[:600]
@@ -87,8 +107,10 @@ class PdfFetchStage(BaseStage):
         limiter: RateLimiter | None = None,
         unpaywall: UnpaywallClient | None = None,
         core: CoreClient | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self._fetcher = fetcher
+        self._probe = probe
         self._limiter = limiter or rate_limiter_from_settings(settings)
         if unpaywall is None and settings.unpaywall_email:
             unpaywall = UnpaywallClient(settings, limiter=self._limiter)
@@ -114,14 +136,21 @@ class PdfFetchStage(BaseStage):
         blobs: BlobStore,
         *,
         limiter: RateLimiter | None = None,
+        prober: Prober | None = None,
     ) -> PdfFetchStage:
-        """The stage with a :class:`~ingest_ray.fetch.SafeFetcher` storing into ``blobs``."""
-        return cls(settings, SafeFetcher(fetch_settings, blobs), limiter=limiter)
+        """The stage with a :class:`~ingest_ray.fetch.SafeFetcher` storing into ``blobs``
+        (and, with a ``prober``, probing what it stored)."""
+        probe = Probe(prober, blobs) if prober is not None else None
+        return cls(settings, SafeFetcher(fetch_settings, blobs), limiter=limiter, probe=probe)
 
     async def run(self, item: StageInput) -> StageOutput:
-        """Fetch the PDF of ``item`` by its source kind."""
+        """Fetch the PDF of ``item`` by its source kind (and probe it, with a prober)."""
         try:
-            return await self._run(item)
+            out = await self._run(item)
+            digest = out.data.get("pdf_sha256")
+            if self._probe is not None and isinstance(digest, str):
+                out.data.update(await self._probe.pages(digest))
+            return out
         except IngestError as exc:
             exc.job_id = exc.job_id or item.job_id
             exc.stage = exc.stage or self.name
@@ -163,8 +192,8 @@ class PdfFetchStage(BaseStage):
         )
 
     async def aclose(self) -> None:
-        """Close the API clients, the fetcher and the limiter."""
-        for client in (self._unpaywall, self._core):
+        """Close the API clients, the fetcher, the limiter and the prober."""
+        for client in (self._unpaywall, self._core, self._probe):
             if client is not None:
                 await client.aclose()
         await self._fetcher.aclose()

@@ -1,8 +1,11 @@
 """The sandboxed CPU parser inside a real Ray async actor: the child runs, a timeout kills only
-the child, and the actor keeps serving."""
+the child, and the actor keeps serving. The long-lived prober (what ``pdf_fetch`` probes with
+ahead of an accelerator) likewise: one child for many probes, replaced when it dies."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import ray
 
 from ingest_ray.parsing.errors import ParseError
 from ingest_ray.parsing.parsers import CpuParser
+from ingest_ray.parsing.sandbox import Prober
 from ingest_ray.parsing.settings import ParseSettings
 from tests.conftest import FIXTURES
 
@@ -57,3 +61,42 @@ def test_a_parse_timeout_kills_the_child_not_the_actor(ray_here: None) -> None:
     trivial = str(PDFS / "sample-trivial-pdflatex-1page.pdf")
     assert ray.get(actor.parse.remote(trivial), timeout=120) == "ParseTimeoutError"
     assert ray.get(actor.parse.remote(trivial), timeout=120) == "ParseTimeoutError"
+
+
+@ray.remote
+class ProberActor:
+    """What a ``pdf_fetch`` actor that probes ahead holds: one prober for its life."""
+
+    def __init__(self) -> None:
+        self.prober = Prober(ParseSettings(mode="cpu"))
+
+    async def probe(self, path: str) -> tuple[int, bool, int] | str:
+        try:
+            answer = await self.prober.probe(Path(path))
+        except ParseError as exc:
+            return exc.error_type
+        assert self.prober._proc is not None
+        return answer.pages, answer.repaired, self.prober._proc.pid
+
+    async def kill_child(self) -> None:
+        assert self.prober._proc is not None
+        os.killpg(self.prober._proc.pid, signal.SIGKILL)
+        await self.prober._proc.wait()
+
+
+def test_the_prober_serves_many_probes_from_one_child_in_a_ray_async_actor(
+    ray_here: None,
+) -> None:
+    actor = ProberActor.remote()
+    trivial = str(PDFS / "sample-trivial-pdflatex-1page.pdf")
+    damaged = str(PDFS / "sample-unreadable-metadata-4pages.pdf")
+    encrypted = str(PDFS / "sample-libreoffice-password-encrypted.pdf")
+    first = ray.get(actor.probe.remote(trivial), timeout=120)
+    repaired = ray.get(actor.probe.remote(damaged), timeout=120)
+    assert ray.get(actor.probe.remote(encrypted), timeout=120) == "EncryptedPdfError"
+    assert isinstance(first, tuple) and isinstance(repaired, tuple)
+    assert first[:2] == (1, False) and repaired[1] is True
+    assert first[2] == repaired[2]  # the same child answered both
+    ray.get(actor.kill_child.remote(), timeout=60)
+    again = ray.get(actor.probe.remote(trivial), timeout=120)
+    assert isinstance(again, tuple) and again[:2] == (1, False) and again[2] != first[2]

@@ -69,7 +69,9 @@ class _FakeParser:
             raise self.result
         return self.result
 
-    async def parse_many(self, pdfs: Sequence[Path]) -> list[ParseResult | IngestError]:
+    async def parse_many(
+        self, pdfs: Sequence[Path], pages: Sequence[int | None] | None = None
+    ) -> list[ParseResult | IngestError]:
         out: list[ParseResult | IngestError] = []
         for pdf in pdfs:
             try:
