@@ -1,8 +1,9 @@
 """The simulated accelerator: a stage that stands in for MinerU on a GPU.
 
 Its actor holds one unit of a custom Ray resource (the ``mineru`` pool asks for
-``Settings.mineru_resource``), so the cluster's units are the slots. A call reads the page count of
-the fetched PDF (pdfium, milliseconds; the parser's probe for one pdfium cannot open), then occupies
+``Settings.mineru_resource``), so the cluster's units are the slots. A call takes the page count
+``pdf_fetch`` probed (it probes ahead of an accelerator; without it: pdfium here, milliseconds,
+and the parser's sandboxed probe for a PDF pdfium cannot open), then occupies
 the slot for ``service_s_per_page`` per page: one call at a time per slot (a GPU runs one MinerU
 batch at a time; a second call queued on the actor waits). It writes a content list of one short
 paragraph per page, so the real chunk, embed and index stages run after it, and logs each busy
@@ -12,6 +13,7 @@ interval to ``{timing_dir}/accel.{pid}.jsonl`` as ``start end pages``.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from pathlib import Path
@@ -46,8 +48,13 @@ class SimAccelStage(BaseStage):
 
     async def run(self, item: StageInput) -> StageOutput:
         """Occupy the slot for the document's pages, then hand on a content list."""
-        digest = str(item.outputs["pdf_fetch"]["pdf_sha256"])
-        pages = await _pages(self.blobs.path(digest))
+        fetched = item.outputs["pdf_fetch"]
+        known = fetched.get("pdf_pages")  # probed by pdf_fetch ahead of the accelerator
+        pages = (
+            known
+            if isinstance(known, int)
+            else await _pages(self.blobs.path(fetched["pdf_sha256"]))
+        )
         async with self._slot:
             start = time.time()
             await asyncio.sleep(pages * self.service_s_per_page)
@@ -109,4 +116,15 @@ def utilisation(intervals: dict[int, list[tuple[float, float, int]]], slots: int
         "window_s": round(window, 2),
         "slot_utilisation": round(busy / (slots * window), 4) if window > 0 else 0.0,
         "first_call_at": first, "last_call_end_at": last, "per_slot": per_slot,
+        "busy_slots_by_second": _by_second(calls, first, last),
     }  # fmt: skip
+
+
+def _by_second(calls: list[tuple[float, float, int]], first: float, last: float) -> list[float]:
+    """Busy slots on average in each second of the window: where the idle time fell."""
+    seconds = [0.0] * max(1, math.ceil(last - first))
+    for start, end, _pages in calls:
+        a, b = start - first, end - first
+        for second in range(int(a), min(len(seconds), int(b) + 1)):
+            seconds[second] += max(0.0, min(b, second + 1) - max(a, second))
+    return [round(busy, 2) for busy in seconds]
