@@ -58,6 +58,7 @@ class StageActor:
         if nice > 0:  # the actor has a worker process of its own, which ends with it
             lower_priority(nice)
         self._host = StageHost(factories, settings)
+        self._host.warm()  # models load as the actor starts, not at its first call
         self._label = f"pool={pool} stages={','.join(sorted(factories))}"
 
     def __repr__(self) -> str:

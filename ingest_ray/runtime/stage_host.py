@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -18,12 +19,15 @@ from ingest_ray.pipelines.catalog import load_factory
 from ingest_ray.runtime.work import StageFailure, StageResult
 from ingest_ray.stages.base import CancelToken, Stage, StageInput, StageOutput
 
+log = logging.getLogger(__name__)
+
 #: Cancellations remembered for jobs whose call has not started here yet.
 _EARLY_CANCELS = 10_000
 
 
 class StageHost:
-    """Stage instances of one process, built lazily from factory paths, reused across calls."""
+    """Stage instances of one process, built from factory paths (on :meth:`warm` or on first
+    use), reused across calls."""
 
     def __init__(self, factories: Mapping[str, str], settings: Settings) -> None:
         self._factories = dict(factories)
@@ -32,6 +36,21 @@ class StageHost:
         self._tokens: dict[str, CancelToken] = {}
         self._early: OrderedDict[str, None] = OrderedDict()
         self.calls = 0
+
+    def warm(self) -> dict[str, str]:
+        """Build every stage now (a pool's actor does it as it starts, so an actor started
+        ahead of its work, as an accelerator pool's look-ahead does, has loaded its models
+        by the time the work comes). A stage that fails to build is left for its first call,
+        which fails the way it would have; answers those failures by stage."""
+        failed: dict[str, str] = {}
+        for name in self._factories:
+            try:
+                self.stage(name)
+            except Exception as exc:  # the call that needs it reports it, as a StageFailure
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                log.warning("stage %s could not be built at start (tried again at its first "
+                            "call): %s", name, failed[name])  # fmt: skip
+        return failed
 
     def stage(self, name: str) -> Stage:
         """The instance for ``name`` (built on first use: models load once per process)."""
