@@ -216,6 +216,8 @@ class PoolSizer:
         self._clock = clock
         self._busy: dict[str, int] = {}
         self._idle_since: dict[str, float] = {}
+        #: since when the pool has had jobs upstream but none ready and no call running
+        self._ahead_since: float | None = None
 
     @property
     def size(self) -> int:
@@ -250,9 +252,27 @@ class PoolSizer:
         now = self._clock()
         return {actor: now - since for actor, since in self._idle_since.items()}
 
+    def ahead(self, load: PoolLoad) -> PoolLoad:
+        """``load`` with its upstream jobs counted for at most one idle grace period in which
+        none of them reached the pool (nothing ready, no call running): the look-ahead starts
+        accelerator actors for work on its way, but an upstream stall (a source's rate limit,
+        a slow stage) must not hold them idle for as long as it lasts. Any job reaching the
+        pool, or an empty upstream, starts the period again."""
+        if load.upstream <= 0 or load.ready > 0 or load.in_flight > 0:
+            self._ahead_since = None
+            return load
+        now = self._clock()
+        if self._ahead_since is None:
+            self._ahead_since = now
+        if now - self._ahead_since < self.idle_grace_s:
+            return load
+        return PoolLoad(load.ready, load.in_flight, 0)
+
     def decide(self, load: PoolLoad, free: Nodes) -> Decision:
         """Start what the backlog wants and the cluster can place; release actors idle beyond
         the grace period that the backlog does not need."""
+        if self.shape.spread:
+            load = self.ahead(load)
         wanted = wanted_size(self.shape, load)
         grow = max(0, wanted - self.size)
         fits = placeable(self.shape.resources, free)

@@ -82,6 +82,32 @@ def test_sizing_an_accelerator_pool_looks_ahead_to_the_jobs_upstream() -> None:
     assert wanted_size(cpu, PoolLoad(ready=1, upstream=500)) == 1
 
 
+def test_sizing_the_look_ahead_lets_go_of_idle_actors_during_an_upstream_stall() -> None:
+    clock = FakeClock()
+    gpu = PoolShape(name="mineru", resources={"GPU": 1.0}, min_size=1, max_size=4,
+                    actor_concurrency=1, batch_size=8, spread=True)  # fmt: skip
+    sizer = sizer_with(gpu, 1, clock, grace=30.0)
+    stalled = PoolLoad(ready=0, upstream=300)  # e.g. metadata waiting out a rate limit
+    first = sizer.decide(stalled, {"GPU": 3.0})
+    assert (first.wanted, first.start) == (4, 3)  # look ahead: start them for the work coming
+    for i in range(1, 4):
+        sizer.actor_started(f"mineru/{i}")
+    clock.advance(29)
+    assert sizer.decide(stalled, {"GPU": 0.0}).release == ()  # within the grace period
+    clock.advance(2)  # 31 s and nothing has reached the pool: the look-ahead stops holding
+    held = sizer.decide(stalled, {"GPU": 0.0})
+    assert held.wanted == 1 and len(held.release) == 3  # back to min_size
+    for name in held.release:
+        sizer.actor_gone(name)
+    assert sizer.decide(stalled, {"GPU": 3.0}).start == 0  # and does not start them again
+    # a job reaches the pool: the look-ahead counts again
+    moving = sizer.decide(PoolLoad(ready=1, upstream=299), {"GPU": 3.0})
+    assert (moving.wanted, moving.start) == (4, 3)
+    # a pool that does not spread never looks ahead, stalled or not
+    cpu = sizer_with(embed_shape(max_size=4, batch_size=1), 1, clock)
+    assert cpu.decide(stalled, {"CPU": 4.0}).wanted == 1
+
+
 def test_sizing_spread_batch_shares_the_backlog_over_the_call_slots() -> None:
     assert spread_batch(8, ready=6, call_slots=8) == 1
     assert spread_batch(8, ready=6, call_slots=4) == 2
