@@ -89,8 +89,37 @@ async def run_sandboxed(
 
 
 class Prober:
-    """Probes PDFs (page count, encrypted, damaged, too long) in one long-lived sandboxed child
-    instead of a fresh child per PDF, which costs a Python start and a pdfium load each time.
+    """Probes PDFs (page count, encrypted, damaged, too long) in a few long-lived sandboxed
+    children (:class:`ProbeChild`) instead of a fresh child per PDF, which costs a Python start
+    and a pdfium load each time. ``children`` probes run at once, each in a child of its own,
+    so a PDF that takes long (a damaged one is rebuilt) does not hold up the others."""
+
+    def __init__(
+        self, settings: ParseSettings, *, children: int = 2, max_probes: int = 200
+    ) -> None:
+        if children < 1:
+            raise ValueError("a prober needs at least one child")
+        self._all = [ProbeChild(settings, max_probes=max_probes) for _ in range(children)]
+        self._idle: asyncio.Queue[ProbeChild] = asyncio.Queue()
+        for child in self._all:
+            self._idle.put_nowait(child)
+
+    async def probe(self, pdf: Path) -> SandboxAnswer:
+        """What a child found in ``pdf``; a typed :class:`ParseError` when it is unusable."""
+        child = await self._idle.get()
+        try:
+            return await child.probe(pdf)
+        finally:
+            self._idle.put_nowait(child)
+
+    async def aclose(self) -> None:
+        """Stop every child (each starts again with the next probe it gets)."""
+        for child in self._all:
+            await child.aclose()
+
+
+class ProbeChild:
+    """One long-lived sandboxed probing child, started on first use.
 
     The child is :func:`run_sandboxed`'s, under the same limits, taking one PDF per line. A
     probe that runs out of time or kills the child fails as it would there, and the next probe

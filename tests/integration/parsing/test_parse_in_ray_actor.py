@@ -65,23 +65,29 @@ def test_a_parse_timeout_kills_the_child_not_the_actor(ray_here: None) -> None:
 
 @ray.remote
 class ProberActor:
-    """What a ``pdf_fetch`` actor that probes ahead holds: one prober for its life."""
+    """What a ``pdf_fetch`` actor that probes ahead holds: one prober for its life (one child
+    here, so the test can tell it from its replacement)."""
 
     def __init__(self) -> None:
-        self.prober = Prober(ParseSettings(mode="cpu"))
+        self.prober = Prober(ParseSettings(mode="cpu"), children=1)
+
+    def _pid(self) -> int:
+        (child,) = self.prober._all
+        assert child._proc is not None
+        return child._proc.pid
 
     async def probe(self, path: str) -> tuple[int, bool, int] | str:
         try:
             answer = await self.prober.probe(Path(path))
         except ParseError as exc:
             return exc.error_type
-        assert self.prober._proc is not None
-        return answer.pages, answer.repaired, self.prober._proc.pid
+        return answer.pages, answer.repaired, self._pid()
 
     async def kill_child(self) -> None:
-        assert self.prober._proc is not None
-        os.killpg(self.prober._proc.pid, signal.SIGKILL)
-        await self.prober._proc.wait()
+        (child,) = self.prober._all
+        os.killpg(self._pid(), signal.SIGKILL)
+        assert child._proc is not None
+        await child._proc.wait()
 
 
 def test_the_prober_serves_many_probes_from_one_child_in_a_ray_async_actor(

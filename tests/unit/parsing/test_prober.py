@@ -26,7 +26,7 @@ from ingest_ray.parsing.errors import (
     TooManyPagesError,
 )
 from ingest_ray.parsing.planned import parse_planned
-from ingest_ray.parsing.sandbox import Prober, SandboxAnswer
+from ingest_ray.parsing.sandbox import ProbeChild, Prober, SandboxAnswer
 from ingest_ray.parsing.settings import ParseSettings
 from ingest_ray.stages.base import StageInput
 from ingest_ray.stages.factories import probes_ahead
@@ -42,7 +42,7 @@ ENCRYPTED = PDFS / "sample-libreoffice-password-encrypted.pdf"
 CPU = ParseSettings(mode="cpu")
 
 
-def _probe_all(prober: Prober, pdfs: list[Path]) -> list[SandboxAnswer | ParseError]:
+def _probe_all(prober: Prober | ProbeChild, pdfs: list[Path]) -> list[SandboxAnswer | ParseError]:
     async def main() -> list[SandboxAnswer | ParseError]:
         out: list[SandboxAnswer | ParseError] = []
         try:
@@ -68,6 +68,27 @@ def test_the_prober_answers_what_a_child_per_pdf_would_in_one_child() -> None:
     assert again == good  # an unusable PDF does not end the child's service
 
 
+def test_a_slow_probe_holds_up_only_its_own_child() -> None:
+    finished: list[str] = []
+
+    async def one(prober: Prober, pdf: Path) -> None:
+        await prober.probe(pdf)
+        finished.append(pdf.name)
+
+    async def main(children: int) -> list[str]:
+        prober = Prober(CPU, children=children)
+        finished.clear()
+        # the damaged PDF is rebuilt (~0.3 CPU s), the sound one answers in milliseconds
+        await asyncio.gather(one(prober, DAMAGED), one(prober, TRIVIAL))
+        await prober.aclose()
+        return list(finished)
+
+    assert asyncio.run(main(2)) == [TRIVIAL.name, DAMAGED.name]
+    assert asyncio.run(main(1)) == [DAMAGED.name, TRIVIAL.name]  # one child: in turn
+    with pytest.raises(ValueError, match="at least one child"):
+        Prober(CPU, children=0)
+
+
 def test_the_prober_refuses_too_long_and_non_pdf_files(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pdf"
     junk.write_bytes(b"this is not a PDF at all")
@@ -79,7 +100,7 @@ def test_the_prober_refuses_too_long_and_non_pdf_files(tmp_path: Path) -> None:
 
 
 def test_the_prober_starts_a_fresh_child_after_max_probes() -> None:
-    prober = Prober(CPU, max_probes=2)
+    prober = ProbeChild(CPU, max_probes=2)
     pids: list[int] = []
 
     async def main() -> None:
@@ -95,7 +116,7 @@ def test_the_prober_starts_a_fresh_child_after_max_probes() -> None:
 
 
 def test_a_child_killed_between_probes_is_replaced_and_one_killed_in_a_probe_fails_it() -> None:
-    prober = Prober(CPU)
+    prober = ProbeChild(CPU)
 
     async def main() -> tuple[SandboxAnswer, ParseError | SandboxAnswer, SandboxAnswer]:
         await prober.probe(TRIVIAL)
@@ -122,7 +143,7 @@ def test_a_child_killed_between_probes_is_replaced_and_one_killed_in_a_probe_fai
 
 
 def test_a_probe_out_of_time_kills_the_child_and_says_so() -> None:
-    prober = Prober(ParseSettings(mode="cpu", timeout_s=0.01))
+    prober = ProbeChild(ParseSettings(mode="cpu", timeout_s=0.01))
     (late,) = _probe_all(prober, [TRIVIAL])
     assert isinstance(late, ParseTimeoutError) and "killed" in str(late)
     assert prober._proc is None
