@@ -136,8 +136,9 @@ class ProbeChild:
     async def probe(self, pdf: Path) -> SandboxAnswer:
         """What the child found in ``pdf``; a typed :class:`ParseError` when it is unusable."""
         async with self._lock:
-            alive = self._proc is not None and self._proc.returncode is None
-            proc = self._proc if alive and self._proc is not None else await self._start()
+            proc = self._proc
+            if proc is None or proc.returncode is not None:  # not started, or died since
+                proc = await self._start()
             assert proc.stdin is not None
             assert proc.stdout is not None
             try:
@@ -161,9 +162,14 @@ class ProbeChild:
                 await self._stop()
                 raise _crash(returncode, stderr, self._settings)
             self._done += 1
-            if self._done >= self._max or (_decode(line) or {}).get("error") == "memory":
+            try:
+                return _answer(0, line, b"", self._settings)
+            except ParseMemoryError:
                 await self._stop()  # a child out of memory stops after its answer
-            return _answer(0, line, b"", self._settings)
+                raise
+            finally:
+                if self._done >= self._max:
+                    await self._stop()
 
     async def aclose(self) -> None:
         """Stop the child (it is started again by the next probe)."""

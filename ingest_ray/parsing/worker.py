@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     apply_limits(memory_mb=args.memory_mb, cpu_s=args.cpu_s)
     if args.op == "probes":
         return _probes(max_pages=args.max_pages)
-    return _answer(
-        lambda: run(
+    return _write_answer(
+        functools.partial(
+            run,
             args.op,
             Path(args.path),
             max_pages=args.max_pages,
@@ -52,13 +53,14 @@ def _probes(*, max_pages: int) -> int:
     that ran out of memory answers so and stops: what is left of it is not to be trusted."""
     for line in sys.stdin.buffer:
         path = Path(json.loads(line)["path"])
-        status = _answer(functools.partial(run, "probe", path, max_pages=max_pages))
+        status = _write_answer(functools.partial(run, "probe", path, max_pages=max_pages))
         if status != 0:
             return status
     return 0
 
 
-def _answer(work: Callable[[], dict[str, Any]]) -> int:
+def _write_answer(work: Callable[[], dict[str, Any]]) -> int:
+    """Write ``work()``'s answer as one JSON line (or the memory answer); the exit status."""
     try:
         payload = json.dumps(work(), ensure_ascii=False, separators=(",", ":")).encode()
     except MemoryError:

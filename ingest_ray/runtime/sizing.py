@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest_ray.pipelines.catalog import PoolSpec
 from ingest_ray.pipelines.spec import Resources
@@ -266,7 +266,7 @@ class PoolSizer:
             self._ahead_since = now
         if now - self._ahead_since < self.idle_grace_s:
             return load
-        return PoolLoad(load.ready, load.in_flight, 0)
+        return replace(load, upstream=0)
 
     def decide(self, load: PoolLoad, free: Nodes) -> Decision:
         """Start what the backlog wants and the cluster can place; release actors idle beyond

@@ -21,6 +21,7 @@ from ingest_ray.parsing.errors import (
     EncryptedPdfError,
     MissingPdfError,
     ParseError,
+    ParseMemoryError,
     ParserCrashedError,
     ParseTimeoutError,
     TooManyPagesError,
@@ -140,6 +141,13 @@ def test_a_child_killed_between_probes_is_replaced_and_one_killed_in_a_probe_fai
     after, crashed, then = asyncio.run(main())
     assert after.pages == 1 and then.pages == 1
     assert isinstance(crashed, ParserCrashedError) and "SIGKILL" in str(crashed)
+
+
+def test_a_child_out_of_memory_answers_so_and_the_next_probe_gets_a_fresh_one() -> None:
+    # under a 1 MiB address space pdfium cannot even load: the child answers "memory" and stops
+    prober = ProbeChild(ParseSettings(mode="cpu", memory_mb=1))
+    answers = _probe_all(prober, [TRIVIAL, TRIVIAL])
+    assert all(isinstance(a, ParseMemoryError) for a in answers), answers
 
 
 def test_a_probe_out_of_time_kills_the_child_and_says_so() -> None:
