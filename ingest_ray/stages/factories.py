@@ -16,6 +16,7 @@ from ingest_ray.adapters.settings import AdapterSettings
 from ingest_ray.config import Settings
 from ingest_ray.errors import ConfigurationError
 from ingest_ray.fetch.settings import FetchSettings
+from ingest_ray.index.search import query_embedder
 from ingest_ray.index.settings import IndexSettings
 from ingest_ray.parsing.parsers import choose_parser
 from ingest_ray.parsing.sandbox import Prober
@@ -106,10 +107,12 @@ def embed(settings: Settings) -> Stage:
 
 
 def meta_index(settings: Settings) -> Stage:
-    """Index title and abstract right after metadata."""
-    return MetaIndexStage(
-        section(settings, "index", IndexSettings), section(settings, "text", TextSettings)
-    )
+    """Index title and abstract right after metadata. The embedder loads here, as the pool's
+    actor starts: loaded at the first call, it held that call (and the actor's calls queued
+    behind it) for the seconds the model takes to load, in front of every later stage."""
+    text = section(settings, "text", TextSettings)
+    embedder = query_embedder(text)
+    return MetaIndexStage(section(settings, "index", IndexSettings), text, embedder=embedder)
 
 
 def index(settings: Settings) -> Stage:

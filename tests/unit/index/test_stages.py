@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ingest_ray.config import Settings
 from ingest_ray.errors import PermanentError
 from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.index.base import META_CHUNK_ID
@@ -16,6 +17,7 @@ from ingest_ray.index.errors import ArtifactMissingError, IndexSchemaError
 from ingest_ray.index.lancedb_sink import LanceDbSink
 from ingest_ray.index.search import run_entity_search
 from ingest_ray.index.settings import IndexSettings
+from ingest_ray.stages import factories
 from ingest_ray.stages.base import Stage, StageInput, StageOutput
 from ingest_ray.stages.index import IndexStage, MetaIndexStage
 from ingest_ray.stages.mapping import MappingStage
@@ -277,3 +279,20 @@ def test_index_stage_embeddings_blob_round_trip_is_little_endian(
     asyncio.run(IndexStage(settings, blobs, sink=sink).run(item("doc:a", outputs)))
     hit = sink.search("", stored.astype(np.float32), k=1)[0]
     assert hit.doc_key == "doc:a" and hit.vector_rank == 1
+
+
+def test_the_meta_index_factory_loads_the_embedder_as_the_stage_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool's actor builds its stages as it starts, so the model is loaded before the first
+    call, not by it (that call would hold up the actor's other calls while the model loads)."""
+    loaded: list[HashingEmbedder] = []
+
+    def load(_text: object) -> HashingEmbedder:
+        loaded.append(HashingEmbedder())
+        return loaded[-1]
+
+    monkeypatch.setattr(factories, "query_embedder", load)
+    stage = factories.meta_index(Settings(sections={"index": {"lancedb_dir": str(tmp_path)}}))
+    assert isinstance(stage, MetaIndexStage)
+    assert len(loaded) == 1 and stage.embedder is loaded[0]
