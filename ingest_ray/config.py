@@ -112,9 +112,10 @@ class Settings(BaseSettings):
     mineru_num_gpus: float = Field(default=0.0, ge=0)
     mineru_resource: str | None = None
     mineru_pool_max: int = Field(default=1, ge=1)
-    #: CPU priority (``nice``, 0-19) of the pools after the parser (chunk, embed, index): where
-    #: they share a node's cores with the parser and the stages that feed it, those go first and
-    #: the accelerator waits less; where the cores are free it changes nothing. 0 turns it off
+    #: CPU priority (``nice``, 0-19) of the work after the parser (the chunk, embed, index and
+    #: mapping pools, and a mapping worker's thread): where it shares a node's cores with the
+    #: parser and the stages that feed it, those go first and the accelerator waits less; where
+    #: the cores are free it changes nothing. 0 turns it off
     downstream_nice: int = Field(default=10, ge=0, le=19)
     #: a custom Ray resource that keeps the long-lived actors (Dispatcher, outbox relay, Kafka
     #: ingress) on the nodes that carry it, e.g. the head: ``ray start --head

@@ -61,7 +61,8 @@ def builtin_pools(settings: Settings) -> list[PoolSpec]:
                  actor_concurrency=1, nice=later),
         PoolSpec("index", Resources(num_cpus=0.5), max_size=1, max_in_flight=2, batch_size=32,
                  nice=later),
-        PoolSpec("mapping", Resources(num_cpus=0.25), max_size=2, max_in_flight=4, batch_size=16),
+        PoolSpec("mapping", Resources(num_cpus=0.25), max_size=2, max_in_flight=4, batch_size=16,
+                 nice=later),
     ]  # fmt: skip
 
 

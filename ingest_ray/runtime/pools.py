@@ -17,7 +17,6 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -27,6 +26,7 @@ from ray.exceptions import ActorDiedError, RayActorError, TaskCancelledError
 from ingest_ray.config import Settings
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
 from ingest_ray.runtime.parts import CallLost, PoolStats
+from ingest_ray.runtime.priority import lower_priority
 from ingest_ray.runtime.sizing import (
     Decision,
     PoolLoad,
@@ -88,19 +88,6 @@ class StageActor:
     async def shutdown(self) -> None:
         """Close the stages before the actor is killed."""
         await self._host.aclose()
-
-
-def lower_priority(by: int) -> None:
-    """Raise the niceness of every thread of this process by ``by`` (at most 19). On Linux a
-    thread's niceness is its own (``os.nice`` changes only the caller's, and an actor's
-    ``__init__`` does not run on the thread its calls run on); threads started later inherit
-    their creator's."""
-    tasks = Path("/proc/self/task")
-    tids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
-    for tid in tids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # a thread that ended
-            current = os.getpriority(os.PRIO_PROCESS, tid)
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + by))
 
 
 RemoteStageActor = ray.remote(concurrency_groups={CONTROL_GROUP: 2})(StageActor)  # type: ignore[call-overload]

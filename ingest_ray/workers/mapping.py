@@ -30,6 +30,7 @@ from ingest_ray.outbox import OutboxRelay
 from ingest_ray.pipelines.catalog import Catalog
 from ingest_ray.retry import RetryPolicy
 from ingest_ray.runtime.effects import compensation_item
+from ingest_ray.runtime.priority import RAY_WORKER_NICENESS, lower_thread_priority
 from ingest_ray.runtime.stage_host import StageHost
 from ingest_ray.runtime.work import StageFailure, WorkItem
 from ingest_ray.workers.base import Worker, WorkerHealth
@@ -78,6 +79,10 @@ class MappingWorker(Worker):
         self._thread.start()
 
     def _loop(self) -> None:
+        # mapping comes after the parser: where this worker shares the cores (the local run's
+        # process, next to the pools), the parser and its feed go first, as for the pools after
+        # the parser (Ray's worker niceness, plus downstream_nice)
+        lower_thread_priority(self.settings.downstream_nice, base=RAY_WORKER_NICENESS)
         backoff = 0.0
         while self._polling.is_set():
             messages: list[Any] = []

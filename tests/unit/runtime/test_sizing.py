@@ -295,5 +295,5 @@ def test_pool_spec_nice_is_a_unix_niceness_and_the_pools_after_the_parser_use_it
     with pytest.raises(ValueError, match="nice"):
         PoolSpec("embed", nice=20)
     pools = {p.name: p for p in builtin_pools(Settings(downstream_nice=5))}
-    assert {n for n, p in pools.items() if p.nice == 5} == {"chunk", "embed", "index"}
+    assert {n for n, p in pools.items() if p.nice == 5} == {"chunk", "embed", "index", "mapping"}
     assert all(p.nice == 0 for p in builtin_pools(Settings(downstream_nice=0)))
