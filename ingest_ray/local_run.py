@@ -160,22 +160,27 @@ def _follow(
         and not all(t.done for t in report.tracked)
         and not should_stop()
     ):
-        for t in report.tracked:
-            if t.done:
-                continue
-            if t.job is None:
-                page = ledger.list_jobs(
-                    JobFilter(tenant_id=t.request.tenant_id, doc_key=t.request.doc_key), limit=1
-                )
-                t.job = page.items[0] if page.items else None
-            else:
-                t.job = ledger.get(t.job.job_id)
+        _refresh(ledger, report.tracked)
         on_progress(report.tracked)
         time.sleep(0.3)
     for t in report.tracked:
         if t.job is not None:
             t.job = ledger.get(t.job.job_id)
     on_progress(report.tracked)
+
+
+def _refresh(ledger: Ledger, tracked: list[Tracked]) -> None:
+    """Read the jobs not yet finished: the known ones in one batch (without their history; the
+    last read takes it), and each not yet admitted by its document key."""
+    known = [t for t in tracked if t.job is not None and not t.done]
+    for t, job in zip(known, ledger.get_many([t.job.job_id for t in known if t.job]), strict=True):
+        t.job = job or t.job
+    for t in tracked:
+        if t.job is None:
+            page = ledger.list_jobs(
+                JobFilter(tenant_id=t.request.tenant_id, doc_key=t.request.doc_key), limit=1
+            )
+            t.job = page.items[0] if page.items else None
 
 
 def _wait_for_mapping(
