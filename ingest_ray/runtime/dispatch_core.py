@@ -239,8 +239,9 @@ class DispatcherCore:
         return out
 
     def upstream(self) -> dict[str, int]:
-        """Per accelerated pool: held jobs at an earlier stage of a pipeline that reaches it (its
-        sizing looks ahead by these). Empty when no pipeline has an accelerated pool."""
+        """Per pool of a pipeline with an accelerated pool: held jobs at an earlier stage of that
+        pipeline (its sizing looks ahead by these). Empty when no pipeline has an accelerated
+        pool."""
         out: dict[str, int] = {}
         if self._ahead:  # most catalogs (the no-op pipeline's) have no accelerated pool
             for item in self._held.values():
@@ -473,12 +474,15 @@ class DispatcherCore:
 
 
 def _accelerated_ahead(catalog: Catalog) -> dict[tuple[str, int], tuple[str, ...]]:
-    """``(pipeline, stage index)`` -> the accelerated pools of the stages after it."""
+    """``(pipeline, stage index)`` -> the pools of the stages after it, in a pipeline with an
+    accelerated pool: the accelerator's actors start ahead of the work (a model loads onto the
+    device), and so do the other pools' (their start, a worker process and maybe a model, falls
+    before the accelerator's work, not in it, where it would take the cores from its feed)."""
     accelerated = {name for name, pool in catalog.pools.items() if pool.accelerated}
     out: dict[tuple[str, int], tuple[str, ...]] = {}
     for pipeline in catalog.pipelines.values():
-        for i in range(len(pipeline.stages)):
-            later = {s.pool_name for s in pipeline.stages[i + 1 :]} & accelerated
-            if later:
-                out[(pipeline.name, i)] = tuple(sorted(later))
+        if not {s.pool_name for s in pipeline.stages} & accelerated:
+            continue
+        for i in range(len(pipeline.stages) - 1):
+            out[(pipeline.name, i)] = tuple(sorted({s.pool_name for s in pipeline.stages[i + 1 :]}))
     return out

@@ -85,9 +85,10 @@ class Launcher(Protocol):
         self, backlog: Mapping[str, int], in_flight: Mapping[str, int],
         upstream: Mapping[str, int] | None = None,
     ) -> dict[str, int]:  # fmt: skip
-        """Size the pools to their backlog (``upstream``: jobs on their way to each accelerated
-        pool, which starts its actors ahead of them); replace and release actors; answers each
-        pool's call budget (the core dispatches no more calls to a pool than that)."""
+        """Size the pools to their backlog (``upstream``: jobs on their way to each pool of a
+        pipeline with an accelerated pool, which starts its actors ahead of them); replace and
+        release actors; answers each pool's call budget (the core dispatches no more calls to a
+        pool than that)."""
         ...
 
     def stats(self) -> dict[str, PoolStats]:

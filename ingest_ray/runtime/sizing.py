@@ -9,14 +9,17 @@ Interface (the pools call it; it proposes, the pool starts and stops actors):
   default of ``max_size`` (the CPU-bound pools up to the CPUs Ray has, the accelerator pool up
   to its GPUs or custom resource).
 - :class:`PoolLoad` is the backlog: jobs ready for the pool (queued, waiting for it), calls in
-  flight on it, and jobs upstream of it (held at an earlier stage of a pipeline that reaches it).
+  flight on it, and jobs upstream of it (held at an earlier stage of its pipeline; counted for
+  the pools of a pipeline with an accelerator pool).
 - :func:`wanted_size` is the size the backlog asks for: ``ceil((ceil(ready / batch_size) +
   calls_in_flight) / actor_concurrency)``, within ``min_size..max_size`` (and within
   ``max_in_flight / actor_concurrency`` when a call budget is set: more actors would idle). An
   accelerator pool spreads its backlog (:func:`spread_batch`: a call takes its share of the
-  ready jobs over the pool's call slots), so there each ready job counts as a call; it also
-  looks ahead: the jobs upstream of it count as ready, so its actors (slow to start: a model
-  loads onto the device) start while the first jobs are still on the stages before it.
+  ready jobs over the pool's call slots), so there each ready job counts as a call. The pools
+  of a pipeline with an accelerator pool look ahead: the jobs upstream of a pool count as ready,
+  so the accelerator's actors (slow to start: a model loads onto the device) start while the
+  first jobs are still on the stages before it, and the other pools' start before the
+  accelerator's work rather than in it (where their start would take the cores from its feed).
 - :func:`placeable` counts how many more actors of a shape fit into free resources, given as
   ``ray.available_resources()`` (one dict for the cluster) or as one dict per node.
 - :class:`PoolSizer` (one per pool, clock injected) tracks each actor's calls to know how long it
@@ -108,8 +111,8 @@ class PoolLoad:
     ready: int = 0
     #: calls running on the pool's actors
     in_flight: int = 0
-    #: jobs held at an earlier stage of a pipeline that reaches the pool (counted only by a
-    #: pool that spreads its backlog: an accelerator pool starts its actors ahead of the work)
+    #: jobs held at an earlier stage of the pool's pipeline (given for the pools of a pipeline
+    #: with an accelerator pool: they start their actors ahead of the work)
     upstream: int = 0
 
 
@@ -142,13 +145,11 @@ def spread_batch(batch_size: int, ready: int, call_slots: int) -> int:
 
 
 def wanted_size(shape: PoolShape, load: PoolLoad) -> int:
-    """Actors the backlog asks for, within the pool's bounds (and its call budget). A pool that
-    spreads its backlog can give each ready job a call of its own, and counts the jobs on
-    their way to it as ready."""
-    if shape.spread:
-        batch, ready = 1, load.ready + load.upstream
-    else:
-        batch, ready = shape.batch_size, load.ready
+    """Actors the backlog asks for, within the pool's bounds (and its call budget), counting the
+    jobs on their way to the pool as ready. A pool that spreads its backlog can give each ready
+    job a call of its own."""
+    batch = 1 if shape.spread else shape.batch_size
+    ready = load.ready + load.upstream
     calls = math.ceil(max(ready, 0) / batch) + max(load.in_flight, 0)
     wanted = math.ceil(calls / shape.actor_concurrency)
     upper = shape.max_size
@@ -255,7 +256,7 @@ class PoolSizer:
     def ahead(self, load: PoolLoad) -> PoolLoad:
         """``load`` with its upstream jobs counted for at most one idle grace period in which
         none of them reached the pool (nothing ready, no call running): the look-ahead starts
-        accelerator actors for work on its way, but an upstream stall (a source's rate limit,
+        actors for work on its way, but an upstream stall (a source's rate limit,
         a slow stage) must not hold them idle for as long as it lasts. Any job reaching the
         pool, or an empty upstream, starts the period again."""
         if load.upstream <= 0 or load.ready > 0 or load.in_flight > 0:
@@ -271,8 +272,7 @@ class PoolSizer:
     def decide(self, load: PoolLoad, free: Nodes) -> Decision:
         """Start what the backlog wants and the cluster can place; release actors idle beyond
         the grace period that the backlog does not need."""
-        if self.shape.spread:
-            load = self.ahead(load)
+        load = self.ahead(load)
         wanted = wanted_size(self.shape, load)
         grow = max(0, wanted - self.size)
         fits = placeable(self.shape.resources, free)

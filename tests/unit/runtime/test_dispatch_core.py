@@ -282,7 +282,7 @@ def test_dispatch_core_knows_where_every_held_job_is() -> None:
     assert core.nowhere() == [d2.items[0].job_id]
 
 
-def test_dispatch_core_counts_the_jobs_upstream_of_an_accelerated_pool() -> None:
+def test_dispatch_core_counts_the_jobs_upstream_of_each_pool_of_an_accelerated_pipeline() -> None:
     cat = Catalog()
     cat.register_stage("a", "x:y", PoolSpec("a", max_in_flight=4))
     cat.register_stage("g", "x:y", PoolSpec("g", Resources(custom={"accel": 1.0})))
@@ -292,13 +292,13 @@ def test_dispatch_core_counts_the_jobs_upstream_of_an_accelerated_pool() -> None
     core = _core(clock, catalog=cat)
     assert core.upstream() == {}
     core.admit([_item("j1"), _item("j2"), _item("j3")])
-    assert core.upstream() == {"g": 3}  # all three at stage a, on their way to g
+    assert core.upstream() == {"g": 3, "b": 3}  # all three at stage a, on their way to g and b
     calls = core.next_dispatches()  # a takes all three (batch 1, budget 4: three calls)
     assert len(calls) == 3
-    assert core.upstream() == {"g": 3}  # running at a still counts: they will reach g
+    assert core.upstream() == {"g": 3, "b": 3}  # running at a still counts: they will reach g
     (out,) = core.complete(calls[0].dispatch_id, [StageOutput()])
     core.apply(out, accepted=True)
-    assert core.upstream() == {"g": 2}  # one is at g now (its ready queue, not upstream)
+    assert core.upstream() == {"g": 2, "b": 3}  # one is at g now (ready there; upstream of b)
     assert core.backlog().get("g") == 1
 
 

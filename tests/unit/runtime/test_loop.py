@@ -291,5 +291,5 @@ async def test_loop_tells_the_launcher_what_is_on_its_way_to_an_accelerated_pool
     await r.until(lambda: len(r.launcher.calls) > 0)
     r.clock.now += 3600  # the next maintain is due
     await r.steps(1)
-    assert r.launcher.looked_ahead[-1] == {"b": 3}
+    assert r.launcher.looked_ahead[-1] == {"b": 3, "idx": 3}  # every pool after a
     assert r.launcher.maintained[-1].get("b", 0) == 0  # nothing is ready for b yet

@@ -77,9 +77,10 @@ def test_sizing_an_accelerator_pool_looks_ahead_to_the_jobs_upstream() -> None:
     # nothing is ready yet, but 3 jobs are on the stages before it: start 3 actors now
     assert wanted_size(gpu, PoolLoad(ready=0, upstream=3)) == 3
     assert wanted_size(gpu, PoolLoad(ready=1, in_flight=1, upstream=500)) == 4  # max_size
-    # a pool that does not spread (a CPU pool) sizes to what is ready, not to what may come
-    cpu = embed_shape(max_size=4, actor_concurrency=1, batch_size=1)
-    assert wanted_size(cpu, PoolLoad(ready=1, upstream=500)) == 1
+    # a pool that does not spread (a CPU pool of the same pipeline) counts them in batches
+    cpu = embed_shape(max_size=4, actor_concurrency=1, batch_size=32)
+    assert wanted_size(cpu, PoolLoad(ready=1, upstream=40)) == 2
+    assert wanted_size(cpu, PoolLoad(ready=1, upstream=0)) == 1  # nothing on its way: the backlog
 
 
 def test_sizing_the_look_ahead_lets_go_of_idle_actors_during_an_upstream_stall() -> None:
@@ -103,8 +104,10 @@ def test_sizing_the_look_ahead_lets_go_of_idle_actors_during_an_upstream_stall()
     # a job reaches the pool: the look-ahead counts again
     moving = sizer.decide(PoolLoad(ready=1, upstream=299), {"GPU": 3.0})
     assert (moving.wanted, moving.start) == (4, 3)
-    # a pool that does not spread never looks ahead, stalled or not
+    # a CPU pool of the pipeline looks ahead within the same bound
     cpu = sizer_with(embed_shape(max_size=4, batch_size=1), 1, clock)
+    assert cpu.decide(stalled, {"CPU": 4.0}).wanted == 4
+    clock.advance(31)
     assert cpu.decide(stalled, {"CPU": 4.0}).wanted == 1
 
 
