@@ -256,9 +256,9 @@ class PoolSizer:
     def ahead(self, load: PoolLoad) -> PoolLoad:
         """``load`` with its upstream jobs counted for at most one idle grace period in which
         none of them reached the pool (nothing ready, no call running): the look-ahead starts
-        actors for work on its way, but an upstream stall (a source's rate limit,
-        a slow stage) must not hold them idle for as long as it lasts. Any job reaching the
-        pool, or an empty upstream, starts the period again."""
+        actors for work on its way, but an upstream stall (a source's rate limit, a slow stage)
+        must not hold them idle for as long as it lasts. Any job reaching the pool, or an empty
+        upstream, starts the period again."""
         if load.upstream <= 0 or load.ready > 0 or load.in_flight > 0:
             self._ahead_since = None
             return load
