@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,28 @@ from tests.integration.cluster.scenario import (
     scripted,
     wait_for,
 )
+
+
+#: (series, label) pairs the runtime's custom metrics must show on Ray's export endpoints
+EXPORTED: tuple[tuple[str, str], ...] = (
+    ("ray_ingest_jobs_admitted_total", 'pipeline="two_phase"'),
+    ("ray_ingest_jobs_completed_total", 'pipeline="auto"'),
+    ("ray_ingest_jobs_failed_total", 'pipeline="two_phase"'),
+    ("ray_ingest_stage_duration_seconds_bucket", 'stage="mineru"'),
+    ("ray_ingest_pool_size", 'pool="mineru"'),
+    ("ray_ingest_pool_backlog", 'pool="embed"'),
+    ("ray_ingest_in_flight", 'pool="index"'),
+    ("ray_ingest_queue_depth", 'priority="5"'),
+)
+#: a worker's metrics reach its node's agent every ``metrics_report_interval_ms`` (Ray's
+#: default is 10 s): three intervals for what the last jobs recorded to arrive
+EXPORT_WAIT_S = 35.0
+
+
+def is_exported(text: str, series: str, label: str) -> bool:
+    """Whether the Prometheus ``text`` has a sample of ``series`` carrying ``label``."""
+    pattern = rf"^{re.escape(series)}\{{[^}}]*{re.escape(label)}[^}}]*\}} [0-9.e+-]+$"
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 @dataclass
@@ -134,7 +157,7 @@ def _settle(run: Run, ledger: RedisLedger, worker: Worker, expected: int) -> Non
     wait_for("every job terminal", lambda: _terminal(ledger, expected), 600, worker=worker)
     run.times["terminal_s"] = round(time.time() - run.times["submitted_at"], 1)
     run.jobs = [ledger.get(j.job_id) for j in _all_jobs(ledger)]
-    time.sleep(3.0)  # let the Dispatcher flush its gauges and counters to Ray (about 1/s)
+    time.sleep(3.0)  # let the Dispatcher hand its gauges and counters to Ray (about 1/s)
     run.after = actors(run.cluster, run.runtime)
 
 
@@ -146,11 +169,23 @@ def execute(run: Run, ledger: RedisLedger, plan: Plan, worker: Worker, fixtures:
              worker=worker)  # fmt: skip
     _kill_node_of(run, worker, "a MinerU actor", _is_mineru, _is_mineru)
     _settle(run, ledger, worker, len(requests))
-    run.metrics = {
-        name: httpx.get(url, timeout=10).text
-        for name, url in run.cluster.metrics_urls().items()
-        if name not in run.cluster.killed
-    }
+    _scrape(run)
+
+
+def _scrape(run: Run) -> None:
+    """Read every surviving node's export endpoint until each of ``EXPORTED`` shows, or
+    ``EXPORT_WAIT_S`` passes (the test then names what is missing)."""
+    deadline = time.monotonic() + EXPORT_WAIT_S
+    while True:
+        run.metrics = {
+            name: httpx.get(url, timeout=10).text
+            for name, url in run.cluster.metrics_urls().items()
+            if name not in run.cluster.killed
+        }
+        text = "\n".join(run.metrics.values())
+        if all(is_exported(text, *pair) for pair in EXPORTED) or time.monotonic() > deadline:
+            return
+        time.sleep(2.0)
 
 
 def execute_control_loss(run: Run, ledger: RedisLedger, count: int, worker: Worker) -> None:

@@ -9,8 +9,6 @@ form with more documents.
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pytest
 from psycopg import sql
@@ -19,7 +17,7 @@ from ingest_ray.index.base import META_CHUNK_ID
 from ingest_ray.states import JobStatus
 from tests.integration.cluster.conftest import LONG, search
 from tests.integration.cluster.scenario import PDFS
-from tests.integration.cluster.steps import Run
+from tests.integration.cluster.steps import EXPORTED, Run, is_exported
 
 pytestmark = pytest.mark.timeout(2400 if LONG else 900)
 
@@ -113,25 +111,12 @@ def test_multinode_one_index_row_per_chunk_and_the_drivers_search_sees_them(run:
     assert pdf_text[0] in [h["doc_key"] for h in hits], hits
 
 
-@pytest.mark.parametrize(
-    ("series", "label"),
-    [
-        ("ray_ingest_jobs_admitted_total", 'pipeline="two_phase"'),
-        ("ray_ingest_jobs_completed_total", 'pipeline="auto"'),
-        ("ray_ingest_jobs_failed_total", 'pipeline="two_phase"'),
-        ("ray_ingest_stage_duration_seconds_bucket", 'stage="mineru"'),
-        ("ray_ingest_pool_size", 'pool="mineru"'),
-        ("ray_ingest_pool_backlog", 'pool="embed"'),
-        ("ray_ingest_in_flight", 'pool="index"'),
-        ("ray_ingest_queue_depth", 'priority="5"'),
-    ],
-)
+@pytest.mark.parametrize(("series", "label"), EXPORTED)
 def test_multinode_custom_metrics_reach_rays_metrics_export_endpoint(
     run: Run, series: str, label: str
 ) -> None:
     exported = "\n".join(run.metrics.values())
-    pattern = rf"^{re.escape(series)}\{{[^}}]*{re.escape(label)}[^}}]*\}} [0-9.e+-]+$"
-    assert re.search(pattern, exported, re.MULTILINE), f"{series}{{{label}}} not exported"
+    assert is_exported(exported, series, label), f"{series}{{{label}}} not exported"
 
 
 def test_multinode_control_plane_on_a_lost_node_comes_back_on_another(control_loss: Run) -> None:
