@@ -29,7 +29,6 @@ from tests.integration.cluster.scenario import (
     wait_for,
 )
 
-
 #: (series, label) pairs the runtime's custom metrics must show on Ray's export endpoints
 EXPORTED: tuple[tuple[str, str], ...] = (
     ("ray_ingest_jobs_admitted_total", 'pipeline="two_phase"'),
