@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ingest_ray.pipelines.catalog import Catalog
+from ingest_ray.pipelines.catalog import Catalog, PoolSpec
 from ingest_ray.pipelines.spec import StageSpec
 from ingest_ray.runtime.admission_core import AdmissionCore
 from ingest_ray.runtime.fair_queue import FairQueue
@@ -194,9 +194,14 @@ class DispatcherCore:
 
     # --- dispatch -------------------------------------------------------------------------
 
-    def next_dispatches(self) -> list[Dispatch]:
+    def next_dispatches(self, idle: Callable[[str], int] | None = None) -> list[Dispatch]:
         """Batches to send now: per pool, while its budget allows, the best ready stage queue
-        with a job admission lets go (a stage queue with none is passed over this round)."""
+        with a job admission lets go (a stage queue with none is passed over this round).
+
+        ``idle`` answers a pool's actors with no call running or queued. An accelerated pool
+        whose backlog has run out (fewer jobs ready than call slots, none upstream) sends a
+        call only to an idle actor: the last jobs go to the slots that free up first, not into
+        a queue behind a running call while another actor has nothing to do."""
         now = self.clock()
         out: list[Dispatch] = []
         for pool in self.catalog.pools.values():
@@ -205,7 +210,9 @@ class DispatcherCore:
             budget = min(self.admission.budget(pool), sized)
             partial_slots = pool.partial_slots(budget) if pool.coalesces() else budget
             passed = set[str]()
-            while self._busy.get(pool.name, 0) < budget:
+            # calls left this round when only idle actors take one; None: the budget decides
+            calls = idle(pool.name) if idle and self._run_out(pool, budget) else None
+            while self._busy.get(pool.name, 0) < budget and calls != 0:
                 stage = self._best_stage(pool.name, now, passed)
                 if stage is None:
                     break
@@ -223,7 +230,22 @@ class DispatcherCore:
                     passed.add(stage)
                 else:
                     out.append(dispatch)
+                    calls = None if calls is None else calls - 1
         return out
+
+    def _run_out(self, pool: PoolSpec, budget: int) -> bool:
+        """Whether an accelerated ``pool``'s backlog has run out: jobs ready, fewer than its
+        call slots, and none on the way to it (held at an earlier stage of a pipeline that
+        uses it)."""
+        if not pool.accelerated:
+            return False
+        ready = self._ready_in(pool.name)
+        if ready == 0 or ready >= budget:
+            return False
+        ahead = self._ahead
+        return not any(
+            pool.name in ahead.get((i.pipeline, i.stage_index), ()) for i in self._held.values()
+        )
 
     def set_budgets(self, budgets: dict[str, int]) -> None:
         """Calls each pool may have in flight from now on (its size follows its backlog); a

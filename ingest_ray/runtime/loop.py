@@ -141,7 +141,7 @@ class DispatchLoop:
     # --- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        dispatches = self.core.next_dispatches()
+        dispatches = self.core.next_dispatches(self.launcher.idle)
         if not dispatches:
             return
         starting = [i for d in dispatches for i in d.items if i.needs_start]

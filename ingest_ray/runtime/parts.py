@@ -91,6 +91,11 @@ class Launcher(Protocol):
         pool than that)."""
         ...
 
+    def idle(self, pool: str) -> int:
+        """Actors of ``pool`` with no call running or queued (1 for a pool with no actor yet:
+        a call starts one)."""
+        ...
+
     def stats(self) -> dict[str, PoolStats]:
         """Per pool figures."""
         ...

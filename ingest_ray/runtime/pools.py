@@ -98,6 +98,8 @@ class _Member:
     handle: Any
     name: str
     busy: int = 0
+    #: the pages (or jobs, where the pages are unknown) of its calls running or queued
+    work: int = 0
     last_used: float = 0.0
     #: the outstanding liveness probe (a ``ping``), as a concurrent future
     probe: Any = None
@@ -147,18 +149,24 @@ class StagePool:
         capacity = self.size * self.spec.actor_concurrency
         return max(1, min(self.spec.max_in_flight, capacity))
 
-    def submit(self, stage: str, items: Sequence[StageInput], timeout_s: float) -> tuple[Any, str]:
-        """Start a call; returns the ObjectRef and the name of the actor that runs it."""
-        member = self._choose()
+    def submit(
+        self, stage: str, items: Sequence[StageInput], timeout_s: float
+    ) -> tuple[Any, str, int]:
+        """Start a call; returns the ObjectRef, the name of the actor that runs it and the
+        call's work (give it back to :meth:`done`)."""
+        work = call_work(items)
+        member = self._choose(by_work=self.spec.accelerated)
         member.busy += 1
+        member.work += work
         self.sizer.call_started(member.name)
-        return member.handle.run.remote(stage, list(items), timeout_s), member.name
+        return member.handle.run.remote(stage, list(items), timeout_s), member.name, work
 
-    def done(self, actor_name: str) -> None:
+    def done(self, actor_name: str, work: int = 0) -> None:
         """A call on ``actor_name`` finished (successfully or not)."""
         for member in self._members:
             if member.name == actor_name:
                 member.busy = max(0, member.busy - 1)
+                member.work = max(0, member.work - work)
         self.sizer.call_finished(actor_name)
 
     def dead(self, actor_name: str) -> None:
@@ -207,6 +215,12 @@ class StagePool:
                 self.sizer.actor_gone(name)
                 ray.kill(member.handle)
 
+    def idle(self) -> int:
+        """Actors with no call (1 with no actor at all: a call starts one)."""
+        if not self._members:
+            return 1
+        return sum(1 for m in self._members if m.busy == 0)
+
     def stats(self) -> PoolStats:
         """Size, target, busy slots and backlog."""
         busy = sum(m.busy for m in self._members)
@@ -221,9 +235,14 @@ class StagePool:
             ray.kill(member.handle)
         self._members.clear()
 
-    def _choose(self) -> _Member:
+    def _choose(self, *, by_work: bool = False) -> _Member:
+        """The actor with the fewest calls; for an accelerator pool (``by_work``), an idle one
+        or else the one with the least work ahead of it, so a call queues behind the actor
+        that frees up first, not behind a 16-page document while another's 1-page one ends."""
         if not self._members:
             return self._spawn()
+        if by_work:
+            return min(self._members, key=lambda m: (m.busy > 0, m.work, m.busy))
         return min(self._members, key=lambda m: m.busy)
 
     def _spawn(self) -> _Member:
@@ -270,7 +289,7 @@ class RayLauncher:
         self._actor_of: dict[int, str] = {}
         self._requested: list[dict[str, float]] = []
 
-    async def _call(self, dispatch: Dispatch, ref: Any, actor: str) -> list[StageResult]:
+    async def _call(self, dispatch: Dispatch, ref: Any, actor: str, work: int) -> list[StageResult]:
         pool = self.pools[dispatch.pool]
         try:
             return list(await ref)
@@ -281,14 +300,14 @@ class RayLauncher:
             pool.dead(actor)
             raise CallLost(f"{actor}: {type(exc).__name__}") from exc
         finally:
-            pool.done(actor)
+            pool.done(actor, work)
             self._actor_of.pop(dispatch.dispatch_id, None)
 
     def launch(self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float) -> Any:
         """Start the call on the pool's least busy actor."""
-        ref, actor = self.pools[dispatch.pool].submit(dispatch.stage, inputs, timeout_s)
+        ref, actor, work = self.pools[dispatch.pool].submit(dispatch.stage, inputs, timeout_s)
         self._actor_of[dispatch.dispatch_id] = actor
-        return self._call(dispatch, ref, actor)
+        return self._call(dispatch, ref, actor, work)
 
     def cancel(self, dispatch: Dispatch, job_ids: Sequence[str]) -> None:
         """Forward the cancellation to the actor running ``dispatch``."""
@@ -331,6 +350,11 @@ class RayLauncher:
         """Each pool's call budget now."""
         return {name: pool.budget() for name, pool in self.pools.items()}
 
+    def idle(self, pool: str) -> int:
+        """Actors of ``pool`` with no call running or queued."""
+        found = self.pools.get(pool)
+        return 1 if found is None else found.idle()
+
     def stats(self) -> dict[str, PoolStats]:
         """Per pool figures."""
         return {name: pool.stats() for name, pool in self.pools.items()}
@@ -339,6 +363,16 @@ class RayLauncher:
         """Stop every pool's actors."""
         for pool in self.pools.values():
             pool.kill_all()
+
+
+def call_work(items: Sequence[StageInput]) -> int:
+    """A call's work: its documents' pages as ``pdf_fetch`` probed them, one per document whose
+    pages are unknown."""
+    total = 0
+    for item in items:
+        pages = (item.outputs.get("pdf_fetch") or {}).get("pdf_pages")
+        total += pages if isinstance(pages, int) and pages > 0 else 1
+    return total
 
 
 def _cluster_totals() -> dict[str, float]:

@@ -22,15 +22,18 @@ from ingest_ray.stages.base import StageInput
 NAMESPACE = "ingest-ray-tests"
 
 
-def _item(doc: str) -> StageInput:
+def _item(doc: str, pages: int | None = None) -> StageInput:
+    outputs = {} if pages is None else {"pdf_fetch": {"pdf_pages": pages}}
     return StageInput(
         job_id=doc, tenant_id="t", doc_key=doc, pipeline="simulated", stage="accelerate",
-        attempt=1, source=DocumentSource(kind=SourceKind.TEXT, value=doc),
+        attempt=1, source=DocumentSource(kind=SourceKind.TEXT, value=doc), outputs=outputs,
     )  # fmt: skip
 
 
-def _pool(max_size: int, concurrency: int) -> StagePool:
-    spec = accelerator_pool(resource=None, max_size=max_size, actor_concurrency=concurrency)
+def _pool(max_size: int, concurrency: int, name: str = "accelerate") -> StagePool:
+    spec = accelerator_pool(
+        resource=None, max_size=max_size, actor_concurrency=concurrency, name=name
+    )
     return StagePool(
         spec, {"accelerate": FACTORY}, Settings(sections={"simulate": {"page_s": 0.0}}),
         runtime=f"pools-{uuid.uuid4().hex[:6]}", namespace=NAMESPACE,
@@ -47,7 +50,7 @@ def pool_of_one(local_ray: None) -> Iterator[StagePool]:
 def test_pool_replaces_an_actor_that_died_while_idle(pool_of_one: StagePool) -> None:
     pool = pool_of_one
     (name,) = pool.stats().actors
-    ref, _ = pool.submit("accelerate", [_item("warm")], 30)
+    ref, _, _ = pool.submit("accelerate", [_item("warm")], 30)
     ray.get(ref, timeout=120)
     pool.done(name)
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
@@ -59,10 +62,39 @@ def test_pool_replaces_an_actor_that_died_while_idle(pool_of_one: StagePool) -> 
     assert found == [name]
     assert pool.size == 1
     assert pool.stats().actors != (name,)
-    ref, actor = pool.submit("accelerate", [_item("after")], 30)
+    ref, actor, _ = pool.submit("accelerate", [_item("after")], 30)
     (result,) = ray.get(ref, timeout=120)
     assert actor != name
     assert result.data["pages"] == 1  # type: ignore[union-attr]
+
+
+def test_an_accelerator_pool_queues_a_call_behind_the_actor_with_the_least_work(
+    local_ray: None,
+) -> None:
+    pool = _pool(max_size=2, concurrency=2, name="mineru")  # MinerU's pool is accelerated
+    try:
+        pool.apply(plan([(pool.sizer, PoolLoad(ready=4, in_flight=0))], {"CPU": 2.0})["mineru"])
+        assert pool.size == 2 and pool.idle() == 2
+        refs = []
+        ref, big, work = pool.submit("accelerate", [_item("big", pages=16)], 30)
+        refs.append(ref)
+        assert work == 16 and pool.idle() == 1
+        ref, small, work = pool.submit("accelerate", [_item("small", pages=1)], 30)
+        refs.append(ref)
+        assert small != big and work == 1 and pool.idle() == 0
+        # both busy: the next call waits behind the 1-page document, not the 16-page one
+        ref, queued, work = pool.submit("accelerate", [_item("next", pages=3)], 30)
+        refs.append(ref)
+        assert queued == small and work == 3
+        ray.get(refs, timeout=120)  # the calls really ran on those actors
+        pool.done(small, 1)
+        pool.done(small, 3)
+        assert pool.idle() == 1
+        ref, after, _ = pool.submit("accelerate", [_item("after")], 30)  # pages unknown: 1
+        assert after == small
+        ray.get(ref, timeout=120)
+    finally:
+        pool.kill_all()
 
 
 def test_pool_probe_leaves_live_actors_alone(pool_of_one: StagePool) -> None:
@@ -82,7 +114,7 @@ def test_pool_grows_only_as_its_sizer_decides_and_within_what_can_be_placed(
     try:
         refs = [pool.submit("accelerate", [_item(f"d{i}")], 30) for i in range(3)]
         assert pool.size == 1  # no growth on the call path: the calls queue on the one actor
-        assert len(ray.get([r for r, _ in refs], timeout=120)) == 3
+        assert len(ray.get([r for r, _, _ in refs], timeout=120)) == 3
         for call in range(3):
             pool.done(refs[call][1])
         room = plan([(pool.sizer, PoolLoad(ready=10, in_flight=0))], {"CPU": 0.25})
@@ -102,7 +134,7 @@ def test_pool_actors_run_at_the_pools_nice(local_ray: None) -> None:
         runtime=f"pools-{uuid.uuid4().hex[:6]}", namespace=NAMESPACE,
     )  # fmt: skip
     try:
-        ref, _ = pool.submit("accelerate", [_item("nice")], 30)
+        ref, _, _ = pool.submit("accelerate", [_item("nice")], 30)
         (result,) = ray.get(ref, timeout=120)
         pid = result.data["pid"]  # type: ignore[union-attr]
         # Ray runs its workers' calls at a niceness of its own (15 by default) and its own

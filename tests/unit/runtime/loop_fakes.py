@@ -63,6 +63,8 @@ class FakeLauncher:
     budgets: dict[str, int] = field(default_factory=dict)
     maintained: list[dict[str, int]] = field(default_factory=list)
     looked_ahead: list[dict[str, int]] = field(default_factory=list)
+    #: per pool, actors with no call (a pool not named has plenty)
+    idle_actors: dict[str, int] = field(default_factory=dict)
 
     def launch(
         self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float
@@ -91,6 +93,9 @@ class FakeLauncher:
         self.maintained.append(dict(backlog))
         self.looked_ahead.append(dict(upstream or {}))
         return dict(self.budgets)
+
+    def idle(self, pool: str) -> int:
+        return self.idle_actors.get(pool, 1_000_000)
 
     def stats(self) -> dict[str, PoolStats]:
         return {}

@@ -302,6 +302,57 @@ def test_dispatch_core_counts_the_jobs_upstream_of_each_pool_of_an_accelerated_p
     assert core.backlog().get("g") == 1
 
 
+def _accelerated(*, budget: int) -> Catalog:
+    cat = Catalog()
+    cat.register_stage("a", "x:y", PoolSpec("a", max_in_flight=8))
+    accel = Resources(custom={"accel": 1.0})
+    cat.register_stage("g", "x:y", PoolSpec("g", accel, max_in_flight=budget, batch_size=4))
+    cat.register_pipeline(Pipeline("p", (StageSpec("a"), StageSpec("g"))))
+    return cat
+
+
+def test_dispatch_core_sends_the_last_jobs_of_an_accelerated_pool_to_idle_actors_only() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_accelerated(budget=8))  # say 4 actors, 2 call slots each
+    core.admit([_item(f"j{i}") for i in range(3)])
+    for d in core.next_dispatches(lambda pool: 4):  # stage a: no cap (not accelerated)
+        (out,) = core.complete(d.dispatch_id, [StageOutput()])
+        core.apply(out, accepted=True)
+    assert core.backlog()["g"] == 3 and core.upstream() == {}
+    idle = {"g": 1}  # three actors run a call each (and one queued behind it): one is idle
+    calls = core.next_dispatches(lambda pool: idle[pool])
+    assert [len(d.items) for d in calls] == [1]  # one job, to the idle actor; two wait
+    assert core.next_dispatches(lambda pool: 0) == []  # no actor idle: they wait for one
+    # without the launcher's count (or a pool that is not accelerated) the budget decides
+    assert [len(d.items) for d in core.next_dispatches()] == [1, 1]
+
+
+def test_dispatch_core_fills_an_accelerated_pools_slots_while_work_is_on_its_way() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_accelerated(budget=8))
+    core.admit([_item(f"j{i}") for i in range(4)])
+    first = core.next_dispatches(lambda pool: 0)  # four calls at stage a
+    for d in first[:3]:
+        (out,) = core.complete(d.dispatch_id, [StageOutput()])
+        core.apply(out, accepted=True)
+    assert core.backlog()["g"] == 3 and core.upstream() == {"g": 1}
+    # one job is still at stage a: the slots take calls as the budget allows (queued ones too)
+    calls = [d for d in core.next_dispatches(lambda pool: 0) if d.pool == "g"]
+    assert [len(d.items) for d in calls] == [1, 1, 1]
+
+
+def test_dispatch_core_caps_nothing_while_the_ready_jobs_fill_the_slots() -> None:
+    clock = Clock()
+    core = _core(clock, catalog=_accelerated(budget=2))
+    core.admit([_item(f"j{i}") for i in range(4)])
+    for d in core.next_dispatches():
+        (out,) = core.complete(d.dispatch_id, [StageOutput()])
+        core.apply(out, accepted=True)
+    assert core.backlog()["g"] == 4  # four ready, two slots: not run out
+    calls = core.next_dispatches(lambda pool: 0)
+    assert len(calls) == 2  # both slots, though no actor is idle
+
+
 def test_dispatch_core_counts_nothing_upstream_without_an_accelerated_pool() -> None:
     core = _core(Clock())
     core.admit([_item("j1")])
