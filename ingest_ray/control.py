@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import redis
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ingest_ray.config import Settings
 from ingest_ray.errors import IllegalTransitionError, StaleTransitionError
 from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.base import Job, Ledger, TransitionRequest
 from ingest_ray.states import JobStatus, TransitionReason
+
+if TYPE_CHECKING:
+    import redis
 
 INBOX_GROUP = "dispatcher"
 
@@ -118,9 +119,11 @@ class ControlInbox:
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
+        from redis.exceptions import ResponseError  # noqa: PLC0415  (redis only where it is used)
+
         try:
             self._r.xgroup_create(self.key, INBOX_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
+        except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._group_ready = True

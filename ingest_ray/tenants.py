@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest_ray.auth.principal import check_tenant
 from ingest_ray.errors import PermanentError
 from ingest_ray.keys import RedisKeys
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 MAX_WEIGHT = 1000.0

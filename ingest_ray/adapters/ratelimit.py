@@ -23,16 +23,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from ingest_ray.adapters.errors import RateLimitWaitError
 from ingest_ray.adapters.settings import AdapterSettings
 from ingest_ray.errors import ServiceUnavailableError
 from ingest_ray.keys import RedisKeys
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 HOST_PREFIX = "host:"
 
@@ -253,6 +253,10 @@ class RedisRateLimiter(_Buckets):
         asks = [(s, n, spec) for s, n in wants.items() if n > 0 and (spec := self.rates.spec(s))]
         if not asks:
             return {}
+        # redis-py loads only in a process that takes from a shared bucket
+        import redis.asyncio as aioredis  # noqa: PLC0415
+        from redis.exceptions import RedisError  # noqa: PLC0415
+
         if self._client is None:
             self._client = aioredis.Redis.from_url(self._redis_url)
             self._script = self._client.register_script(_TAKE_SCRIPT)

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from ingest_ray.errors import ConfigurationError
 from ingest_ray.ledger.base import Ledger
-from ingest_ray.ledger.postgres import PostgresLedger
-from ingest_ray.ledger.redis import RedisLedger
 
 if TYPE_CHECKING:
     import redis
@@ -21,6 +19,8 @@ def open_ledger(settings: Settings, *, redis_client: redis.Redis | None = None) 
     lets a process share its Redis client with a Redis ledger; it is ignored otherwise."""
     backend: Any = settings.ledger_backend
     if backend == "redis":
+        from ingest_ray.ledger.redis import RedisLedger  # noqa: PLC0415  (driver on demand)
+
         if redis_client is not None:
             return RedisLedger(
                 settings.redis_url,
@@ -30,5 +30,7 @@ def open_ledger(settings: Settings, *, redis_client: redis.Redis | None = None) 
             )
         return RedisLedger.from_settings(settings)
     if backend == "postgres":
+        from ingest_ray.ledger.postgres import PostgresLedger  # noqa: PLC0415  (driver on demand)
+
         return PostgresLedger.from_settings(settings)
     raise ConfigurationError(f"unknown ledger backend {backend!r} (redis or postgres)")
