@@ -1,4 +1,4 @@
-"""Topic administration: idempotent creation of the project's topics."""
+"""Topic administration: idempotent creation (and deletion) of topics."""
 
 from __future__ import annotations
 
@@ -66,6 +66,24 @@ def ensure_topics(
             outcome[name] = "exists"
     _await_metadata(admin, [t.topic for t in missing], timeout)
     return outcome
+
+
+def delete_topics(bootstrap_servers: str, topics: Iterable[str], *, timeout: float = 30.0) -> int:
+    """Delete the topics that exist among ``topics``; return how many went. Safe to run twice:
+    a topic already gone counts as nothing, any other refusal raises."""
+    wanted = list(topics)
+    if not wanted:
+        return 0
+    admin = admin_client(bootstrap_servers)
+    deleted = 0
+    for future in admin.delete_topics(wanted, operation_timeout=timeout).values():
+        try:
+            future.result(timeout)
+            deleted += 1
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+    return deleted
 
 
 def _await_metadata(admin: AdminClient, topics: list[str], timeout: float) -> None:

@@ -14,7 +14,7 @@ import pytest
 from ingest_ray.errors import KafkaDeliveryError
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind, decode
 from ingest_ray.kafka import Consumer, KafkaClient, Producer, check_kafka, ensure_topics
-from ingest_ray.kafka.admin import admin_client
+from ingest_ray.kafka.admin import admin_client, delete_topics
 
 NewTopics = Callable[..., list[str]]
 
@@ -91,6 +91,16 @@ def test_topic_creation_is_idempotent(kafka_bootstrap: str) -> None:
     assert ensure_topics(kafka_bootstrap, names, partitions=6) == dict.fromkeys(names, "exists")
     meta = admin_client(kafka_bootstrap).list_topics(timeout=10)
     assert [len(meta.topics[n].partitions) for n in names] == [6, 6]
+
+
+def test_topic_deletion_is_idempotent_and_leaves_other_topics(
+    kafka_bootstrap: str, new_topics: NewTopics
+) -> None:
+    doomed, kept = new_topics("doomed", "kept", partitions=1)
+    assert delete_topics(kafka_bootstrap, [doomed, f"test.absent.{uuid.uuid4().hex}"]) == 1
+    assert delete_topics(kafka_bootstrap, [doomed]) == 0
+    left = admin_client(kafka_bootstrap).list_topics(timeout=10).topics
+    assert doomed not in left and kept in left
 
 
 def test_health_reports_brokers_and_missing_topics(
