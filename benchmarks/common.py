@@ -228,13 +228,31 @@ def delete_prefix(client: redis.Redis, prefix: str) -> int:
     return removed
 
 
+CALIBRATION_LOOPS = 5_000_000
+
+
+def cpu_calibration_s(loops: int = CALIBRATION_LOOPS, repeats: int = 3) -> float:
+    """Seconds one core takes for a fixed pure-Python loop, the best of ``repeats``: a
+    shared host's speed varies from day to day (the same embedding work took 36 CPU s on one
+    day and 57-69 s on another), so figures from different runs compare only alongside it."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        total = 0
+        for i in range(loops):
+            total += i
+        best = min(best, time.process_time() - start)
+    return round(best, 3)
+
+
 def machine_info(extra: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
-    """Where the figures came from."""
+    """Where the figures came from, with the host's speed at the start (``cpu_calibration_s``)."""
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "cpu_calibration_s": cpu_calibration_s(),
     }
     info.update(dict(extra))
     return info

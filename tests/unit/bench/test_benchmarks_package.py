@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from ingest_ray.errors import IngestError, PermanentError
 from ingest_ray.events import DocumentSource, SourceKind
 from ingest_ray.stages.base import BaseStage, StageInput, StageOutput
@@ -78,3 +80,15 @@ def test_timed_stage_records_calls_and_counts_overlapping_calls_once(tmp_path: P
     assert (row["processes"], row["calls"], row["items"]) == (1, 7, 8)
     assert row["call_wall_s"] > row["busy_wall_s"] > 0  # five calls overlapped
     assert row["busy_wall_s"] < 0.2
+
+
+def test_machine_info_records_the_hosts_speed_as_the_best_of_its_repeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import common
+
+    ticks = iter([0.0, 0.9, 1.0, 1.4, 2.0, 2.7])  # three repeats: 0.9 s, 0.4 s, 0.7 s
+    monkeypatch.setattr(common.time, "process_time", lambda: next(ticks))
+    info = common.machine_info([("broker", "local")])
+    assert info["cpu_calibration_s"] == 0.4
+    assert info["broker"] == "local" and info["cpus"] == os.cpu_count()
