@@ -8,7 +8,7 @@ from typing import Any
 
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.ledger.base import Job, NewJob
-from ingest_ray.local_run import Tracked, _refresh
+from ingest_ray.local_run import FOLLOW_MAX_S, FOLLOW_MIN_S, Tracked, _refresh, follow_pause
 from ingest_ray.testing import InMemoryLedger
 
 
@@ -46,3 +46,13 @@ def test_known_jobs_are_read_in_one_batch_and_new_ones_by_their_document_key() -
     _refresh(ledger, tracked)
     assert ledger.calls == [("get_many", tuple(ids))]  # no per-job read, no history
     assert tracked[2].job is not None and tracked[2].job.job_id == third
+
+
+def test_the_pause_between_rounds_grows_with_the_jobs_left_so_reads_per_second_stay_bounded() -> (
+    None
+):
+    assert follow_pause(0) == follow_pause(10) == FOLLOW_MIN_S  # a few jobs: followed closely
+    assert follow_pause(500) == 1.0  # every job read once a second
+    assert follow_pause(100_000) == FOLLOW_MAX_S  # never slower than this
+    rates = [n / follow_pause(n) for n in (150, 500, 1000)]
+    assert max(rates) <= 500.0 + 1e-9
