@@ -11,18 +11,18 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
 import redis
-from confluent_kafka.admin import AdminClient
 
 from ingest_ray.admission import new_job
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.kafka.admin import delete_topics
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
@@ -158,10 +158,7 @@ class IngestBench:
         try:
             self.runtime.shutdown()
         finally:
-            admin: Any = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
-            for future in admin.delete_topics(list(self.settings.topics)).values():
-                with suppress(Exception):  # best effort: the topic may be gone already
-                    future.result(timeout=30)
+            delete_topics(self.settings.kafka_bootstrap_servers, list(self.settings.topics))
             client = redis.Redis.from_url(self.cfg.redis_url)
             delete_prefix(client, self.settings.redis_prefix)
             client.close()

@@ -19,7 +19,6 @@ This is the multi-node scale-out. (A single-node benchmark of GPU slots lives el
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import tempfile
@@ -32,12 +31,12 @@ from typing import Any
 
 import ray
 import redis
-from confluent_kafka.admin import AdminClient
 from ray.util.state import list_actors
 
 from benchmarks.common import delete_prefix, machine_info, wait_until
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.kafka.admin import delete_topics
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.ledger.base import JobFilter, Ledger
 from ingest_ray.ledger.factory import open_ledger
@@ -190,10 +189,7 @@ def _cleanup(settings: Settings) -> None:
         delete_prefix(client, settings.redis_prefix)
     finally:
         client.close()
-    admin: Any = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.delete_topics(list(settings.topics), operation_timeout=30).values():
-        with contextlib.suppress(Exception):  # best effort: a topic that is gone is fine
-            future.result(timeout=30)
+    delete_topics(settings.kafka_bootstrap_servers, list(settings.topics))
 
 
 def main() -> None:

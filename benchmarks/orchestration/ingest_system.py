@@ -10,17 +10,14 @@ after ``s4`` returned), throughput is ``N / (last finished_at - first submit)``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ray
 import redis
-from confluent_kafka.admin import AdminClient
 
 from benchmarks.common import (
     BenchConfig,
@@ -37,6 +34,7 @@ from benchmarks.orchestration.stages import PIPELINE, PoolTuning, bench_catalog
 from benchmarks.profile import PySpy
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
+from ingest_ray.kafka.admin import delete_topics
 from ingest_ray.kafka.client import KafkaClient
 from ingest_ray.kafka.producer import Producer
 from ingest_ray.kafka.reader import read_topic
@@ -48,7 +46,6 @@ from ingest_ray.runtime.runtime import Runtime
 from ingest_ray.states import JobStatus
 
 TENANT, WARM = "bench", "warm"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +205,4 @@ def _measure(
 
 
 def _delete_topics(settings: Settings) -> None:
-    admin: Any = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    futures = admin.delete_topics(list(settings.topics), operation_timeout=30)
-    for future in futures.values():
-        try:
-            future.result(timeout=30)
-        except Exception as exc:  # best effort: a topic that is already gone is fine
-            log.debug("topic deletion: %s", exc)
+    delete_topics(settings.kafka_bootstrap_servers, list(settings.topics))

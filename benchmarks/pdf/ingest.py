@@ -10,7 +10,6 @@ a user) and ends when the last job is terminal in the ledger; the harness's own 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from confluent_kafka.admin import AdminClient
 
 from benchmarks.common import delete_prefix
 from benchmarks.cpu import CpuMeter
@@ -27,6 +25,7 @@ from benchmarks.pdf.jobs import PIPELINE, TENANT
 from benchmarks.pdf.timing import TIMED
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, SourceKind
+from ingest_ray.kafka.admin import delete_topics
 from ingest_ray.local_run import Tracked, run_local
 from ingest_ray.pipelines.builtin import STAGE_FACTORIES, builtin_catalog
 from ingest_ray.pipelines.catalog import Catalog
@@ -96,11 +95,7 @@ def _at_end(meter: CpuMeter, end: dict[str, Any]) -> Callable[[list[Tracked]], N
 
 def _cleanup(settings: Settings) -> None:
     """Remove the run's topics and Redis keys."""
-    admin: Any = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    futures = admin.delete_topics(list(settings.topics), operation_timeout=30)
-    for future in futures.values():
-        with contextlib.suppress(Exception):  # a topic already gone is fine
-            future.result(timeout=30)
+    delete_topics(settings.kafka_bootstrap_servers, list(settings.topics))
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         delete_prefix(client, settings.redis_prefix)
