@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from confluent_kafka import KafkaException
 from psycopg import sql
 
 from ingest_ray.config import Settings
@@ -124,8 +126,13 @@ def services() -> Iterator[Services]:
     for found in _find_services():
         before = _topic_names(found.kafka_bootstrap)
         yield found
-        made = sorted(_topic_names(found.kafka_bootstrap) - before)
-        delete_topics(found.kafka_bootstrap, [t for t in made if t.startswith(TEST_TOPIC_PREFIX)])
+        try:
+            made = sorted(_topic_names(found.kafka_bootstrap) - before)
+            delete_topics(
+                found.kafka_bootstrap, [t for t in made if t.startswith(TEST_TOPIC_PREFIX)]
+            )
+        except KafkaException as exc:  # the tests' verdict stands; the leftovers are reported
+            warnings.warn(f"test topics not deleted: {exc}", stacklevel=1)
 
 
 def _topic_names(bootstrap: str) -> set[str]:
