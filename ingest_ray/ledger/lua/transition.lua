@@ -12,7 +12,8 @@
 local p, id, expected, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local key = p .. 'job:' .. id
 local cur = redis.call('HMGET', key, 'status', 'tenant_id', 'attempts', 'stage', 'doc_key',
-  'priority')
+  'priority', 'event_seq', 'error', 'next_attempt_at', 'started_at', 'finished_at',
+  'lease_expires_at')
 local status, tenant, attempts, old_stage, doc_key = cur[1], cur[2], tonumber(cur[3]), cur[4], cur[5]
 if not status then return {-1} end
 if status ~= expected then return {-2, status} end
@@ -33,12 +34,23 @@ if target == 'queued' and expected ~= 'queued' then
   redis.call('SET', idem, id)
 end
 
+-- the hash's fields are gathered and written in one HSET and at most one HDEL: each
+-- redis.call costs about as much again as the command it runs
+local sets, dels = {}, {}
+local function put(field, value)
+  sets[#sets + 1] = field
+  sets[#sets + 1] = value
+end
+local function drop(field, present)
+  if present then dels[#dels + 1] = field end
+end
+
 if target ~= status then
   redis.call('ZREM', p .. 'idx:status:' .. status, id)
   redis.call('ZREM', p .. 'idx:tenant:' .. tenant .. ':status:' .. status, id)
   redis.call('ZADD', p .. 'idx:status:' .. target, 0, id)
   redis.call('ZADD', p .. 'idx:tenant:' .. tenant .. ':status:' .. target, 0, id)
-  redis.call('HSET', key, 'status', target)
+  put('status', target)
   -- the fair backlog index (idx:fair:{tenant}|{priority}) holds exactly the queued jobs
   local group = tenant .. '|' .. (cur[6] or '5')
   if status == 'queued' then
@@ -56,13 +68,13 @@ local stage = ARGV[6]
 if stage ~= '' and stage ~= old_stage then
   if old_stage then redis.call('ZREM', p .. 'idx:stage:' .. old_stage, id) end
   redis.call('ZADD', p .. 'idx:stage:' .. stage, 0, id)
-  redis.call('HSET', key, 'stage', stage)
+  put('stage', stage)
 end
 
 if ARGV[7] == '-' then
-  redis.call('HDEL', key, 'error')
+  drop('error', cur[8])
 elseif ARGV[7] ~= '' then
-  redis.call('HSET', key, 'error', ARGV[7])
+  put('error', ARGV[7])
 end
 
 if ARGV[15] ~= '' then
@@ -70,37 +82,38 @@ if ARGV[15] ~= '' then
 else
   attempts = attempts + tonumber(ARGV[8])
 end
-if ARGV[16] ~= '' then
-  redis.call('HSET', key, 'out:' .. ARGV[16], ARGV[17])
-end
-redis.call('HSET', key, 'attempts', attempts, 'updated_at', now)
-if ARGV[18] ~= '' then redis.call('HSET', key, 'stage_errors', ARGV[18]) end
-if ARGV[19] ~= '' then redis.call('HSET', key, 'stage_losses', ARGV[19]) end
+if ARGV[16] ~= '' then put('out:' .. ARGV[16], ARGV[17]) end
+put('attempts', attempts)
+put('updated_at', now)
+if ARGV[18] ~= '' then put('stage_errors', ARGV[18]) end
+if ARGV[19] ~= '' then put('stage_losses', ARGV[19]) end
 if ARGV[20] ~= '' then
-  redis.call('HSET', key, 'next_attempt_at', tonumber(now) + tonumber(ARGV[20]))
+  put('next_attempt_at', tonumber(now) + tonumber(ARGV[20]))
 else
-  redis.call('HDEL', key, 'next_attempt_at')
+  drop('next_attempt_at', cur[9])
 end
-if target == 'processing' and status == 'queued' and redis.call('HEXISTS', key, 'started_at') == 0 then
-  redis.call('HSET', key, 'started_at', now)
-end
-if member(ARGV[13], target) then
-  redis.call('HSET', key, 'finished_at', now)
+if target == 'processing' and status == 'queued' and not cur[10] then put('started_at', now) end
+local terminal = member(ARGV[13], target)
+if terminal then
+  put('finished_at', now)
 elseif target == 'queued' then
-  redis.call('HDEL', key, 'finished_at')
+  drop('finished_at', cur[11])
 end
 
 local lease = ARGV[10]
-if member(ARGV[13], target) or target == 'queued' or lease == '0' then
+if terminal or target == 'queued' or lease == '0' then
   redis.call('ZREM', p .. 'leases', id)
-  redis.call('HDEL', key, 'lease_expires_at')
+  drop('lease_expires_at', cur[12])
 elseif lease ~= '' then
   local expires = tonumber(now) + tonumber(lease)
   redis.call('ZADD', p .. 'leases', expires, id)
-  redis.call('HSET', key, 'lease_expires_at', expires)
+  put('lease_expires_at', expires)
 end
 
-local seq = redis.call('HINCRBY', key, 'event_seq', 1)
+local seq = (tonumber(cur[7]) or 0) + 1
+put('event_seq', seq)
+redis.call('HSET', key, unpack(sets))
+if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
 -- the event arrives as a JSON object without seq and attempts: prefix them (cheaper than
 -- decoding and encoding it here)
 local encoded = '{"seq":' .. seq .. ',"attempts":' .. attempts .. ',' .. string.sub(ARGV[12], 2)
