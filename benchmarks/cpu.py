@@ -9,25 +9,27 @@ Redis and Kafka servers (shared with anything else that uses them).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 _PROC = Path("/proc")
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid: int, *, children: bool = False) -> tuple[int, float] | None:
-    """(parent pid, utime + stime seconds) of ``pid``, ``None`` when it is gone; with
-    ``children`` also the CPU of its children that ended and were waited for."""
+def _stat(pid: int) -> tuple[int, float, float] | None:
+    """(parent pid, own utime + stime, utime + stime of its ended and waited-for children) of
+    ``pid`` in seconds, ``None`` when it is gone."""
     try:
         raw = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return int(fields[1]), ticks / _TICK
+    own = (int(fields[11]) + int(fields[12])) / _TICK
+    kids = (int(fields[13]) + int(fields[14])) / _TICK
+    return int(fields[1]), own, kids
 
 
 def descendants(root: int) -> list[int]:
@@ -56,8 +58,8 @@ def label(pid: int) -> str:
     if not args:
         return "?"
     head = args[0].split()[0]
-    if head.startswith("ray::"):
-        return head.split(".")[0].split("(")[0]
+    if head.startswith("ray::"):  # "ray::Class.method()" or, for a named actor, "ray::name:Class"
+        return "ray::" + head[5:].rsplit(":", 1)[-1].split(".")[0].split("(")[0]
     for worker in ("celery", "dramatiq"):
         if any(worker == Path(a).name or a == worker for a in args[:4]):
             return f"{worker} worker"
@@ -65,45 +67,101 @@ def label(pid: int) -> str:
     return scripts[0] if scripts else Path(head).name
 
 
+#: labels a Ray worker has before it takes its actor's name
+_UNSETTLED = {"?", "ray::IDLE", "default_worker.py"}
+
+
+@dataclass
+class _Process:
+    """What the meter knows of one process: its readings at first sight and at the last one."""
+
+    ppid: int
+    label: str
+    own_first: float
+    kids_first: float
+    own: float
+    kids: float
+
+
 class CpuMeter:
     """CPU seconds per process label between :meth:`start` and :meth:`stop`.
 
-    With ``children`` the meter also counts processes that start and end between the two
-    readings (a parser child per PDF, actors killed at the end): their CPU reaches their
-    parent's "waited-for children" time. A process seen at the start and gone at the stop is
-    then counted through its parent, from its start (its first reading is taken off)."""
+    A thread reads every ``interval`` seconds, so a process that ends between the two calls
+    keeps the CPU of its last reading: Ray's raylet ignores SIGCHLD, so the CPU of an actor
+    that ends (a pool shrinking, Ray Data releasing its map workers) reaches no parent and would
+    otherwise be lost. A process first seen after :meth:`start` counts from zero.
 
-    def __init__(self, extra: dict[str, int] | None = None, *, children: bool = False) -> None:
+    With ``children`` the CPU of ended children that their parent waited for counts too (a
+    parser child per PDF, shorter than one interval): the parent's "waited-for children" time,
+    less what the meter already counted of those children itself. The sampling thread's own
+    CPU is taken off the driver's."""
+
+    def __init__(
+        self, extra: dict[str, int] | None = None, *, children: bool = False,
+        interval: float = 0.5,
+    ) -> None:  # fmt: skip
         self._extra = {pid: name for name, pid in (extra or {}).items()}
         self._children = children
-        self._before: dict[int, float] = {}
+        self._interval = interval
+        self._seen: dict[int, _Process] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sampler_cpu = 0.0
 
-    def _sample(self) -> dict[int, float]:
-        pids = set(descendants(os.getpid())) | set(self._extra)
-        out = {}
-        for pid in pids:
-            stat = _stat(pid, children=self._children)
-            if stat is not None:
-                out[pid] = stat[1]
-        return out
+    def _sample(self, *, first: bool = False) -> set[int]:
+        """Read every process below this one and the extra pids; answers the live pids."""
+        live = set()
+        for pid in set(descendants(os.getpid())) | set(self._extra):
+            stat = _stat(pid)
+            if stat is None:
+                continue
+            live.add(pid)
+            ppid, own, kids = stat
+            known = self._seen.get(pid)
+            if known is None:
+                name = self._extra.get(pid) or label(pid)
+                base = (own, kids) if first else (0.0, 0.0)
+                self._seen[pid] = _Process(ppid, name, *base, own, kids)
+                continue
+            known.ppid, known.own, known.kids = ppid, own, kids
+            if known.label in _UNSETTLED:
+                known.label = label(pid)
+        return live
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self._sample()
+        self._sampler_cpu = time.thread_time()
 
     def start(self) -> None:
-        """Take the first reading."""
-        self._before = self._sample()
+        """Take the first reading and start reading in the background."""
+        self._seen.clear()
+        self._stopping.clear()
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
+        self._thread.start()
 
     def stop(self) -> dict[str, float]:
         """CPU seconds since :meth:`start` per label, largest first, with ``total``."""
-        after = self._sample()
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        live = self._sample()
+        # what a parent's waited-for children time holds of processes the meter saw end
+        reaped: dict[int, float] = defaultdict(float)
+        for pid, proc in self._seen.items():
+            if pid not in live:
+                reaped[proc.ppid] += proc.own + proc.kids
         by_label: dict[str, float] = defaultdict(float)
-        for pid, seconds in after.items():
-            used = seconds - self._before.get(pid, 0.0)
-            if used > 0:
-                name = self._extra.get(pid) or label(pid)
-                by_label["driver" if pid == os.getpid() else name] += used
-        if self._children:
-            gone = sum(v for pid, v in self._before.items() if pid not in after)
-            if gone:
-                by_label["ended processes (counted in their parent)"] -= gone
+        for pid, proc in self._seen.items():
+            used = proc.own - proc.own_first
+            if self._children:
+                used += max(0.0, proc.kids - proc.kids_first - reaped.get(pid, 0.0))
+            if pid == os.getpid():
+                by_label["driver"] += used - self._sampler_cpu
+            elif used > 0:
+                by_label[proc.label] += used
         ordered = dict(sorted(by_label.items(), key=lambda kv: -kv[1]))
         ordered = {k: round(v, 2) for k, v in ordered.items() if abs(v) >= 0.01}
         return {"total": round(sum(by_label.values()), 2), **ordered}
