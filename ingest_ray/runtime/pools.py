@@ -100,9 +100,12 @@ class _Member:
     busy: int = 0
     #: the pages (or jobs, where the pages are unknown) of its calls running or queued
     work: int = 0
-    last_used: float = 0.0
+    #: when the pool asked Ray for it (``time.monotonic``)
+    spawned_at: float = 0.0
     #: the outstanding liveness probe (a ``ping``), as a concurrent future
     probe: Any = None
+    #: whether it has answered a probe (the first answer tells the sizer how long a start takes)
+    ready: bool = False
 
 
 class StagePool:
@@ -161,13 +164,23 @@ class StagePool:
         self.sizer.call_started(member.name)
         return member.handle.run.remote(stage, list(items), timeout_s), member.name, work
 
-    def done(self, actor_name: str, work: int = 0) -> None:
-        """A call on ``actor_name`` finished (successfully or not)."""
+    def done(
+        self, actor_name: str, work: int = 0, *, jobs: int = 0, seconds: float | None = None
+    ) -> None:
+        """A call on ``actor_name`` finished (successfully or not); one that ran its ``jobs`` in
+        ``seconds`` teaches the sizer the pool's service time."""
         for member in self._members:
             if member.name == actor_name:
                 member.busy = max(0, member.busy - 1)
                 member.work = max(0, member.work - work)
-        self.sizer.call_finished(actor_name)
+        self.sizer.call_finished(actor_name, jobs=jobs, seconds=seconds)
+
+    def _answered(self, member: _Member) -> None:
+        """``member`` answered a probe: the first answer times its start (to within a resize
+        interval, the probes' pace)."""
+        if not member.ready:
+            member.ready = True
+            self.sizer.actor_ready(time.monotonic() - member.spawned_at)
 
     def dead(self, actor_name: str) -> None:
         """``actor_name`` died: forget it; replacements follow the backlog."""
@@ -191,6 +204,8 @@ class StagePool:
             if isinstance(error, ActorDiedError):
                 dead.append(member.name)
                 self.dead(member.name)
+            elif error is None:
+                self._answered(member)
         return dead
 
     def cancel(self, actor_name: str, job_ids: Sequence[str]) -> None:
@@ -257,7 +272,7 @@ class StagePool:
             max_concurrency=self.spec.actor_concurrency,
             max_restarts=0,
         ).remote(self._factories, self._settings, self.spec.name, self.spec.nice)
-        member = _Member(handle=handle, name=name, last_used=time.monotonic())
+        member = _Member(handle=handle, name=name, spawned_at=time.monotonic())
         self._members.append(member)
         self.sizer.actor_started(name)
         return member
@@ -291,8 +306,11 @@ class RayLauncher:
 
     async def _call(self, dispatch: Dispatch, ref: Any, actor: str, work: int) -> list[StageResult]:
         pool = self.pools[dispatch.pool]
+        started, seconds = time.monotonic(), None
         try:
-            return list(await ref)
+            results = list(await ref)
+            seconds = time.monotonic() - started
+            return results
         except TaskCancelledError:
             failure = StageFailure("JobCancelledError", "the call was cancelled", retryable=False)
             return [failure] * len(dispatch.items)
@@ -300,7 +318,7 @@ class RayLauncher:
             pool.dead(actor)
             raise CallLost(f"{actor}: {type(exc).__name__}") from exc
         finally:
-            pool.done(actor, work)
+            pool.done(actor, work, jobs=len(dispatch.items), seconds=seconds)
             self._actor_of.pop(dispatch.dispatch_id, None)
 
     def launch(self, dispatch: Dispatch, inputs: list[StageInput], timeout_s: float) -> Any:

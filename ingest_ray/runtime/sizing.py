@@ -27,6 +27,14 @@ Interface (the pools call it; it proposes, the pool starts and stops actors):
   (only what can be placed), idle actors to release (idle for ``idle_grace_s`` and beyond what
   the backlog needs, longest idle first, never below ``min_size``), how many wanted actors cannot
   be placed, and the resource bundles of the whole wanted size.
+- Growth pays for its start: a pool that has an actor adds more only when its actors would need
+  longer for the backlog than a new actor takes to start (:meth:`PoolSizer.drain_s` against
+  :attr:`PoolSizer.start_s`), both learned as the pool runs: the seconds per job of its calls
+  (``call_finished(..., jobs=, seconds=)``) and the time from asking for an actor to its first
+  answer (``actor_ready``). Until one of its calls has ended, a pool stays at one actor (or
+  ``min_size``). Otherwise a burst of short jobs (metadata look-ups, a chunker's batch) would
+  start actors, each a worker process and a second of CPU, that are up only after the burst is
+  over. An accelerator pool is exempt: its slots are what the look-ahead starts early.
 - :func:`plan` decides every pool against one snapshot of free resources, in the order given (so
   the first pools get the free resources first), subtracting what each grant will take.
 - :func:`autoscaler_bundles` joins the pools' bundles into the one list to pass to
@@ -50,6 +58,16 @@ CPU_BOUND_POOLS: frozenset[str] = frozenset({"mineru", "chunk", "embed"})
 #: Ray's resource names for CPUs and GPUs
 CPU, GPU = "CPU", "GPU"
 _EPS = 1e-9
+#: what an actor is taken to need to start until the pool has seen one start: a Ray worker
+#: process and the stage's construction (the measured ones take 1-10 s on two cores)
+DEFAULT_START_S = 2.0
+#: weight of the newest observation in the moving averages of call and start times
+_ALPHA = 0.3
+
+
+def _average(old: float | None, new: float) -> float:
+    return new if old is None else old + _ALPHA * (new - old)
+
 
 Nodes = Mapping[str, float] | Sequence[Mapping[str, float]]
 
@@ -96,6 +114,12 @@ class PoolShape:
             actor_concurrency=spec.actor_concurrency, batch_size=spec.batch_size,
             max_in_flight=spec.max_in_flight if budget else None, spread=spec.accelerated,
         )  # fmt: skip
+
+    @property
+    def accelerator(self) -> bool:
+        """Whether the pool is an accelerator pool: it spreads its backlog or asks for more
+        than CPUs (GPUs, a custom resource)."""
+        return self.spread or any(name != CPU for name in self.resources)
 
     @property
     def jobs_per_actor(self) -> int:
@@ -210,7 +234,7 @@ class PoolSizer:
 
     def __init__(
         self, shape: PoolShape, *, idle_grace_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, start_s: float = DEFAULT_START_S,
     ) -> None:  # fmt: skip
         self.shape = shape
         self.idle_grace_s = idle_grace_s
@@ -219,6 +243,11 @@ class PoolSizer:
         self._idle_since: dict[str, float] = {}
         #: since when the pool has had jobs upstream but none ready and no call running
         self._ahead_since: float | None = None
+        #: seconds from asking for an actor to its first answer (a moving average)
+        self.start_s = start_s
+        self._starts_seen = 0
+        #: seconds one call slot takes per job (a moving average); ``None`` before a call ended
+        self.job_s: float | None = None
 
     @property
     def size(self) -> int:
@@ -240,13 +269,42 @@ class PoolSizer:
         self._busy[actor] = self._busy.get(actor, 0) + 1
         self._idle_since.pop(actor, None)
 
-    def call_finished(self, actor: str) -> None:
-        """A call on ``actor`` ended (whatever its outcome)."""
+    def call_finished(self, actor: str, *, jobs: int = 0, seconds: float | None = None) -> None:
+        """A call on ``actor`` ended (whatever its outcome); a call that ran its ``jobs`` in
+        ``seconds`` also teaches the pool its service time."""
+        if jobs > 0 and seconds is not None and seconds >= 0:
+            self.job_s = _average(self.job_s, seconds / jobs)
         if actor not in self._busy:
             return
         self._busy[actor] = max(0, self._busy[actor] - 1)
         if self._busy[actor] == 0:
             self._idle_since[actor] = self._clock()
+
+    def actor_ready(self, seconds: float) -> None:
+        """An actor answered for the first time, ``seconds`` after it was asked for."""
+        self.start_s = seconds if self._starts_seen == 0 else _average(self.start_s, seconds)
+        self._starts_seen += 1
+
+    def drain_s(self, load: PoolLoad, actors: int | None = None) -> float | None:
+        """Seconds ``actors`` (the pool's, at least one) would need for ``load`` at the service
+        time seen so far; ``None`` before any call has ended."""
+        if self.job_s is None:
+            return None
+        batch = 1 if self.shape.spread else self.shape.batch_size
+        jobs = max(load.ready + load.upstream, 0) + max(load.in_flight, 0) * batch
+        slots = max(actors if actors is not None else self.size, 1) * self.shape.actor_concurrency
+        return jobs * self.job_s / slots
+
+    def _paid_for(self, wanted: int, load: PoolLoad) -> int:
+        """``wanted``, or what the pool has when more actors would not pay for their start
+        (see the module docstring)."""
+        have = max(self.size, 1)
+        if self.shape.accelerator or wanted <= have:
+            return wanted
+        drain = self.drain_s(load, have)
+        if drain is not None and drain > self.start_s:
+            return wanted
+        return max(min(have, wanted), self.shape.min_size)
 
     def idle_for(self) -> dict[str, float]:
         """Seconds each idle actor has been idle."""
@@ -273,7 +331,7 @@ class PoolSizer:
         """Start what the backlog wants and the cluster can place; release actors idle beyond
         the grace period that the backlog does not need."""
         load = self.ahead(load)
-        wanted = wanted_size(self.shape, load)
+        wanted = self._paid_for(wanted_size(self.shape, load), load)
         grow = max(0, wanted - self.size)
         fits = placeable(self.shape.resources, free)
         start = grow if fits is None else min(grow, fits)

@@ -115,8 +115,8 @@ def test_pool_grows_only_as_its_sizer_decides_and_within_what_can_be_placed(
         refs = [pool.submit("accelerate", [_item(f"d{i}")], 30) for i in range(3)]
         assert pool.size == 1  # no growth on the call path: the calls queue on the one actor
         assert len(ray.get([r for r, _, _ in refs], timeout=120)) == 3
-        for call in range(3):
-            pool.done(refs[call][1])
+        for call in range(3):  # as if each job had taken 30 s: a backlog of 10 outlasts a start
+            pool.done(refs[call][1], jobs=1, seconds=30.0)
         room = plan([(pool.sizer, PoolLoad(ready=10, in_flight=0))], {"CPU": 0.25})
         pool.apply(room[pool.spec.name])  # the cluster has room for one more actor only
         assert pool.size == 2 and pool.stats().target == 3
@@ -143,5 +143,28 @@ def test_pool_actors_run_at_the_pools_nice(local_ray: None) -> None:
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ray_worker + 7)
         threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
         assert min(os.getpriority(os.PRIO_PROCESS, t) for t in threads) >= 7
+    finally:
+        pool.kill_all()
+
+
+def test_pool_times_its_actors_start_and_does_not_grow_for_a_backlog_that_ends_first(
+    local_ray: None,
+) -> None:
+    pool = _pool(max_size=3, concurrency=1)
+    try:
+        (member,) = pool._members
+        deadline = time.monotonic() + 60
+        while not member.ready and time.monotonic() < deadline:
+            pool.probe()
+            time.sleep(0.05)
+        assert member.ready and pool.sizer.start_s > 0  # spawn to first answered probe
+        started = time.monotonic()
+        ref, name, _ = pool.submit("accelerate", [_item("quick")], 30)
+        ray.get(ref, timeout=60)
+        pool.done(name, jobs=1, seconds=time.monotonic() - started)
+        # ten more such jobs end long before a second worker process could start
+        decision = plan([(pool.sizer, PoolLoad(ready=10))], {"CPU": 8.0})
+        pool.apply(decision[pool.spec.name])
+        assert pool.size == 1 and decision[pool.spec.name].wanted == 1
     finally:
         pool.kill_all()

@@ -49,6 +49,12 @@ def sizer_with(shape: PoolShape, actors: int, clock: FakeClock, grace: float = 3
     return sizer
 
 
+def slow(sizer: PoolSizer, job_s: float = 60.0) -> PoolSizer:
+    """``sizer`` after a call that took ``job_s`` a job: growth pays for an actor's start."""
+    sizer.call_finished("earlier", jobs=1, seconds=job_s)
+    return sizer
+
+
 def test_sizing_wanted_size_is_backlog_over_what_one_actor_takes() -> None:
     shape = embed_shape(actor_concurrency=2, batch_size=10, min_size=0)
     assert wanted_size(shape, PoolLoad()) == 0
@@ -105,7 +111,7 @@ def test_sizing_the_look_ahead_lets_go_of_idle_actors_during_an_upstream_stall()
     moving = sizer.decide(PoolLoad(ready=1, upstream=299), {"GPU": 3.0})
     assert (moving.wanted, moving.start) == (4, 3)
     # a CPU pool of the pipeline looks ahead within the same bound
-    cpu = sizer_with(embed_shape(max_size=4, batch_size=1), 1, clock)
+    cpu = slow(sizer_with(embed_shape(max_size=4, batch_size=1), 1, clock))
     assert cpu.decide(stalled, {"CPU": 4.0}).wanted == 4
     clock.advance(31)
     assert cpu.decide(stalled, {"CPU": 4.0}).wanted == 1
@@ -156,7 +162,7 @@ def test_sizing_placeable_counts_per_node_and_for_the_cluster() -> None:
 
 def test_sizing_grows_to_the_backlog_within_what_fits() -> None:
     clock = FakeClock()
-    sizer = sizer_with(embed_shape(), 1, clock)
+    sizer = slow(sizer_with(embed_shape(), 1, clock))
     decision = sizer.decide(PoolLoad(ready=32 * 5, in_flight=1), {"CPU": 3.0})
     assert decision.wanted == 6
     assert decision.start == 3  # 3 free CPUs
@@ -167,7 +173,7 @@ def test_sizing_grows_to_the_backlog_within_what_fits() -> None:
 
 
 def test_sizing_asks_nothing_of_the_autoscaler_when_everything_fits() -> None:
-    sizer = sizer_with(embed_shape(), 1, FakeClock())
+    sizer = slow(sizer_with(embed_shape(), 1, FakeClock()))
     decision = sizer.decide(PoolLoad(ready=64), {"CPU": 8.0})
     assert (decision.start, decision.unplaceable, decision.bundles) == (1, 0, ())
 
@@ -242,6 +248,7 @@ def test_sizing_plan_shares_free_resources_in_pool_order() -> None:
     chunk = PoolSizer(PoolShape("chunk", {"CPU": 0.5}, min_size=0, max_size=4,
                                 batch_size=8), clock=clock)  # fmt: skip
     embed = PoolSizer(embed_shape(min_size=0), clock=clock)
+    slow(chunk), slow(embed)
     free = {"CPU": 2.0}
     decisions = plan([(embed, PoolLoad(ready=32 * 3)), (chunk, PoolLoad(ready=40))], free)
     assert decisions["embed"].start == 2  # takes both CPUs first
@@ -255,7 +262,7 @@ def test_sizing_plan_places_per_node() -> None:
     clock = FakeClock()
     gpu = PoolSizer(PoolShape("mineru", {"CPU": 1.0, "GPU": 1.0}, min_size=0, max_size=4),
                     clock=clock)  # fmt: skip
-    embed = PoolSizer(embed_shape(min_size=0), clock=clock)
+    embed = slow(PoolSizer(embed_shape(min_size=0), clock=clock))
     nodes = [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 1.0}]
     decisions = plan([(gpu, PoolLoad(ready=4)), (embed, PoolLoad(ready=32 * 4))], nodes)
     assert decisions["mineru"].start == 1
@@ -300,3 +307,57 @@ def test_pool_spec_nice_is_a_unix_niceness_and_the_pools_after_the_parser_use_it
     pools = {p.name: p for p in builtin_pools(Settings(downstream_nice=5))}
     assert {n for n, p in pools.items() if p.nice == 5} == {"chunk", "embed", "index", "mapping"}
     assert all(p.nice == 0 for p in builtin_pools(Settings(downstream_nice=0)))
+
+
+def test_sizing_growth_waits_for_the_first_call_to_show_what_a_job_takes() -> None:
+    clock = FakeClock()
+    empty = PoolSizer(embed_shape(min_size=0), clock=clock)
+    assert empty.decide(PoolLoad(ready=32 * 4), {"CPU": 8.0}).start == 1  # one actor, not four
+    sizer = sizer_with(embed_shape(), 1, clock)
+    held = sizer.decide(PoolLoad(ready=32 * 4), {"CPU": 8.0})
+    assert (held.wanted, held.start, held.bundles) == (1, 0, ())  # nothing asked of the autoscaler
+    sizer.call_finished("embed/0", jobs=32, seconds=8.0)  # 0.25 s a job: 32 s of work left
+    grown = sizer.decide(PoolLoad(ready=32 * 4), {"CPU": 8.0})
+    assert (grown.wanted, grown.start) == (4, 3)
+    # min_size still holds: a pool that lost its actors gets them back at once
+    assert (
+        sizer_with(embed_shape(min_size=3), 1, clock)
+        .decide(PoolLoad(ready=500), {"CPU": 8.0})
+        .start
+        == 2
+    )
+
+
+def test_sizing_a_backlog_that_ends_before_a_new_actor_is_up_starts_none() -> None:
+    clock = FakeClock()
+    shape = PoolShape("metadata", {"CPU": 0.25}, min_size=1, max_size=4, actor_concurrency=16)
+    sizer = sizer_with(shape, 1, clock)
+    sizer.call_finished("metadata/0", jobs=1, seconds=0.05)
+    assert sizer.drain_s(PoolLoad(ready=55)) == pytest.approx(55 * 0.05 / 16)
+    assert (
+        sizer.decide(PoolLoad(ready=55), {"CPU": 4.0}).start == 0
+    )  # done in 0.2 s, a start takes 2
+    assert sizer.decide(PoolLoad(ready=5_000), {"CPU": 4.0}).start == 3  # 16 s of work: worth it
+
+
+def test_sizing_learns_how_long_an_actor_takes_to_start() -> None:
+    clock = FakeClock()
+    sizer = sizer_with(embed_shape(), 1, clock)
+    sizer.call_finished("embed/0", jobs=10, seconds=1.0)  # 0.1 s a job
+    load = PoolLoad(ready=100)  # 10 s of work for the one actor
+    assert sizer.decide(load, {"CPU": 8.0}).start == 3  # against the 2 s assumed at first
+    sizer.actor_ready(30.0)  # a model that takes 30 s to load
+    assert sizer.start_s == 30.0
+    assert sizer.decide(load, {"CPU": 8.0}).start == 0
+    sizer.actor_ready(2.0)
+    assert sizer.start_s == pytest.approx(30.0 + 0.3 * (2.0 - 30.0))  # a moving average
+
+
+def test_sizing_an_accelerator_pool_grows_before_any_call_has_ended() -> None:
+    gpu = PoolShape("mineru", {"CPU": 1.0, "GPU": 1.0}, min_size=1, max_size=4, actor_concurrency=1)
+    spread = PoolShape("mineru", {"CPU": 1.0}, min_size=1, max_size=4, spread=True)
+    for shape in (gpu, spread):
+        assert shape.accelerator
+        sizer = sizer_with(shape, 1, FakeClock())
+        assert sizer.decide(PoolLoad(ready=0, upstream=40), {"CPU": 8.0, "GPU": 8.0}).start == 3
+    assert not embed_shape().accelerator
