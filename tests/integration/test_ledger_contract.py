@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from ingest_ray.errors import IllegalTransitionError, JobNotFoundError, StaleTransitionError
 from ingest_ray.ledger import (
@@ -253,6 +254,55 @@ def test_batch_create_and_transition_report_per_item(ledger: Ledger) -> None:
         "IllegalTransitionError",
     ]
     assert ledger.counts()[S.PROCESSING] == 5
+
+
+def test_batch_applies_in_order_across_script_calls(ledger: Ledger) -> None:
+    # more transitions than one EVALSHA of the Redis script carries, and each job moved twice in
+    # the same batch: the second move sees the state the first one left
+    outcomes = ledger.create_many([NewJob("t1", f"doc:{i}", "auto") for i in range(100)])
+    requests = [
+        TransitionRequest(o.job_id, S.QUEUED, S.PROCESSING, stage="a", lease_s=30) for o in outcomes
+    ]
+    requests += [
+        TransitionRequest(
+            o.job_id,
+            S.PROCESSING,
+            S.COMPLETED,
+            output_stage="a",
+            output={"n": i},
+            messages=(OutboxMessage("results", o.job_id, f"v{i}".encode(), f"e{i}"),),
+        )
+        for i, o in enumerate(outcomes)
+    ]
+    results = ledger.transition_many(requests)
+    assert [type(r).__name__ for r in results] == ["TransitionOutcome"] * 200
+    assert [r.seq for r in results] == [2] * 100 + [3] * 100  # type: ignore[union-attr]
+    assert ledger.counts()[S.COMPLETED] == 100
+    job = ledger.get(outcomes[42].job_id)
+    assert [e.to_status for e in job.history] == [S.QUEUED, S.PROCESSING, S.COMPLETED]
+    assert job.outputs == {"a": {"n": 42}}
+    assert sorted(m.message.value for m in ledger.outbox_claim("c1", limit=500)) == sorted(
+        f"v{i}".encode() for i in range(100)
+    )
+
+
+def test_redis_script_error_names_the_job_and_spares_the_rest(
+    redis_ledger: RedisLedger,
+) -> None:
+    ok, broken = (
+        o.job_id
+        for o in redis_ledger.create_many(
+            [NewJob("t1", "doc:ok", "auto"), NewJob("t1", "doc:broken", "auto")]
+        )
+    )
+    # a job key of the wrong type makes its HMGET raise inside the script
+    redis_ledger._r.delete(redis_ledger.keys.job(broken))
+    redis_ledger._r.set(redis_ledger.keys.job(broken), "not a hash")
+    with pytest.raises(redis.ResponseError, match=broken):
+        redis_ledger.transition_many(
+            [TransitionRequest(j, S.QUEUED, S.PROCESSING) for j in (broken, ok)]
+        )
+    assert redis_ledger.get(ok).status is S.PROCESSING
 
 
 def test_redis_batches_reload_scripts_the_server_lost(redis_ledger: RedisLedger) -> None:
