@@ -25,7 +25,7 @@ class RedisKeys:
         return f"{self.prefix}job:{job_id}"
 
     def history(self, job_id: str) -> str:
-        """List of every event of a job."""
+        """List of a job's events 1..n, kept once it has more events than its stream keeps."""
         return f"{self.job(job_id)}:history"
 
     def events(self, job_id: str) -> str:

@@ -2,7 +2,9 @@
 
 Key layout (all under the configured prefix, ``ir:`` by default):
 
-- ``job:{id}`` hash, ``job:{id}:history`` list, ``job:{id}:events`` capped stream (ids ``seq-0``)
+- ``job:{id}`` hash, ``job:{id}:events`` capped stream (ids ``seq-0``), and ``job:{id}:history``
+  list: the events 1..n, written only once the job has more events than the stream keeps (a
+  job's history is the list, then the stream's later events)
 - ``idem:{tenant}|{doc_key}`` -> the job holding that document for that tenant
 - ``idx:*`` sorted sets (score 0, ordered by the ULID job id, so lexical = creation order)
 - ``idx:fair:{tenant}|{priority}`` the queued jobs of each group and ``idx:fair-groups`` the
@@ -273,11 +275,13 @@ class RedisLedger:
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
         """The job and its full history; another tenant's job is reported as not found."""
-        pipe = self._r.pipeline(transaction=False)
-        pipe.hgetall(self._key(job_id))
-        pipe.lrange(self._key(job_id) + ":history", 0, -1)
-        fields, history = pipe.execute()
-        job = self._job(fields, history)
+        key = self._key(job_id)
+        pipe = self._r.pipeline(transaction=True)  # the list and the stream of one moment
+        pipe.hgetall(key)
+        pipe.lrange(key + ":history", 0, -1)
+        pipe.xrange(key + ":events", "-", "+")
+        fields, kept, stream = pipe.execute()
+        job = self._job(fields, _history(kept, stream))
         if job is None or (tenant_id is not None and job.tenant_id != tenant_id):
             raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
         return job
@@ -477,7 +481,7 @@ class RedisLedger:
         return self.keys.job(job_id)
 
     @staticmethod
-    def _job(row: dict[str, str], history: list[str]) -> Job | None:
+    def _job(row: dict[str, str], history: list[JobEvent]) -> Job | None:
         if not row:
             return None
         error = row.get("error")
@@ -502,13 +506,26 @@ class RedisLedger:
             stage_errors=int(row.get("stage_errors") or 0),
             stage_losses=int(row.get("stage_losses") or 0),
             outputs=outputs,
-            history=[_event(orjson.loads(h)) for h in history],
+            history=history,
         )
 
 
 def _dumps(value: Any) -> bytes:
     """Compact JSON (orjson: several times faster than the standard library on this path)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _history(kept: list[str], stream: list[Any]) -> list[JobEvent]:
+    """A job's whole history: the ``:history`` list holds events 1..n (written once the job has
+    had more events than the capped stream keeps; ledgers written before 2026-12-06 hold every
+    event there), and the stream holds every later one."""
+    events = [_event(orjson.loads(h)) for h in kept]
+    after = events[-1].seq if events else 0
+    for _, fields in stream:
+        event = _event(orjson.loads(fields["e"]))
+        if event.seq > after:
+            events.append(event)
+    return events
 
 
 def _optional(value: int | None) -> str:

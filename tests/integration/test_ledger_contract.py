@@ -341,6 +341,48 @@ def test_redis_event_stream_is_capped_but_history_is_kept(
     ledger.close()
 
 
+def test_redis_short_jobs_keep_their_history_in_the_stream_alone(
+    redis_ledger: RedisLedger,
+) -> None:
+    job_id = _new(redis_ledger)
+    _move(redis_ledger, job_id, S.QUEUED, S.PROCESSING, stage="a")
+    _move(redis_ledger, job_id, S.PROCESSING, S.COMPLETED)
+    assert not redis_ledger._r.exists(redis_ledger.keys.history(job_id))
+    assert [e.seq for e in redis_ledger.get(job_id).history] == [1, 2, 3]
+
+
+def test_redis_history_stays_whole_when_the_stream_cap_changes(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # the list starts once a job passes the cap; a higher cap later stops it growing (the
+    # stream keeps the rest), a lower one fills it from the stream before trimming again
+    job_id = ""
+    for maxlen, moves in ((1000, 5), (10, 40), (1000, 20), (5, 30)):
+        ledger = RedisLedger(redis_url, prefix=redis_prefix, event_maxlen=maxlen)
+        if not job_id:
+            job_id = _new(ledger)
+            _move(ledger, job_id, S.QUEUED, S.PROCESSING)
+        for i in range(moves):
+            _move(ledger, job_id, S.PROCESSING, S.PROCESSING, stage=f"{maxlen}-{i}")
+        ledger.close()
+    history = RedisLedger(redis_url, prefix=redis_prefix).get(job_id).history
+    assert [e.seq for e in history] == list(range(1, 2 + 5 + 40 + 20 + 30 + 1))
+    assert history[-1].stage == "5-29"
+
+
+def test_redis_reads_a_ledger_that_wrote_every_event_to_the_list(
+    redis_ledger: RedisLedger,
+) -> None:
+    # before 2026-12-06 each event went to both the list and the stream: no event twice
+    job_id = _new(redis_ledger)
+    _move(redis_ledger, job_id, S.QUEUED, S.PROCESSING)
+    r, keys = redis_ledger._r, redis_ledger.keys
+    for _, fields in r.xrange(keys.events(job_id)):
+        r.rpush(keys.history(job_id), fields["e"])
+    _move(redis_ledger, job_id, S.PROCESSING, S.COMPLETED)
+    assert [e.seq for e in redis_ledger.get(job_id).history] == [1, 2, 3]
+
+
 def test_outputs_and_absolute_attempts_are_stored_atomically(ledger: Ledger) -> None:
     job_id = _new(ledger)
     _move(ledger, job_id, S.QUEUED, S.PROCESSING, stage="a", attempts=1)

@@ -30,5 +30,6 @@ local group = tenant .. '|' .. ARGV[6]
 redis.call('ZADD', p .. 'idx:fair:' .. group, 0, id)
 redis.call('SADD', p .. 'idx:fair-groups', group)
 redis.call('XADD', key .. ':events', 'MAXLEN', '~', ARGV[9], '1-0', 'e', ARGV[11])
-redis.call('RPUSH', key .. ':history', ARGV[11])
+-- the stream is the history until it may be trimmed (transition.lua keeps the list past that)
+if tonumber(ARGV[9]) < 1 then redis.call('RPUSH', key .. ':history', ARGV[11]) end
 return {1, id, 'queued'}

@@ -1,5 +1,5 @@
--- Compare-and-set transitions of many jobs, each with its index moves, history, event and
--- outbox messages. The transitions are applied one after another; each is checked against the
+-- Compare-and-set transitions of many jobs, each with its index moves, event (and history, past
+-- maxlen events) and outbox messages. The transitions are applied one after another; each is checked against the
 -- state the ones before it left.
 -- ARGV: prefix, terminal statuses (comma separated), dedup statuses (comma separated), maxlen,
 --       then for each transition:
@@ -130,8 +130,22 @@ local function apply(spec, event_json, output_json, b, count)
   -- the event arrives as a JSON object without seq and attempts: prefix them (cheaper than
   -- decoding and encoding it here)
   local encoded = '{"seq":' .. seq .. ',"attempts":' .. attempts .. ',' .. string.sub(event_json, 2)
+  if seq > tonumber(maxlen) then
+    -- the XADD below may trim the stream: the history list first takes every event up to this
+    -- one. It is always a whole prefix (events 1..LLEN) and the stream holds every later event,
+    -- since only an XADD past maxlen trims it; below maxlen the stream alone is the history
+    local history = key .. ':history'
+    local kept = redis.call('LLEN', history)
+    if kept < seq - 1 then
+      local later = {}
+      for _, entry in ipairs(redis.call('XRANGE', key .. ':events', (kept + 1) .. '-0', '+')) do
+        later[#later + 1] = entry[2][2]
+      end
+      if #later > 0 then redis.call('RPUSH', history, unpack(later)) end
+    end
+    redis.call('RPUSH', history, encoded)
+  end
   redis.call('XADD', key .. ':events', 'MAXLEN', '~', maxlen, seq .. '-0', 'e', encoded)
-  redis.call('RPUSH', key .. ':history', encoded)
   for i = b, b + 5 * (count - 1), 5 do
     redis.call('XADD', p .. 'outbox', '*', 't', ARGV[i], 'k', ARGV[i + 1], 'v', ARGV[i + 2],
       'id', ARGV[i + 3], 'h', ARGV[i + 4])
