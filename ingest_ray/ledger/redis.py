@@ -278,8 +278,8 @@ class RedisLedger:
         key = self._key(job_id)
         pipe = self._r.pipeline(transaction=True)  # the list and the stream of one moment
         pipe.hgetall(key)
-        pipe.lrange(key + ":history", 0, -1)
-        pipe.xrange(key + ":events", "-", "+")
+        pipe.lrange(self.keys.history(job_id), 0, -1)
+        pipe.xrange(self.keys.events(job_id), "-", "+")
         fields, kept, stream = pipe.execute()
         job = self._job(fields, _history(kept, stream))
         if job is None or (tenant_id is not None and job.tenant_id != tenant_id):
@@ -377,7 +377,7 @@ class RedisLedger:
 
     def events(self, job_id: str, *, after: int = 0, count: int = 100) -> list[JobEvent]:
         """Events with ``seq > after``, oldest first."""
-        entries = self._r.xrange(self._key(job_id) + ":events", f"({after}-0", "+", count=count)
+        entries = self._r.xrange(self.keys.events(job_id), f"({after}-0", "+", count=count)
         return [_event(orjson.loads(fields["e"])) for _, fields in cast("list[Any]", entries)]
 
     # --- the outbox ---------------------------------------------------------------------------
