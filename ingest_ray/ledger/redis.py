@@ -104,7 +104,6 @@ class RedisLedger:
         self.event_maxlen = event_maxlen
         self._create = self._r.register_script(_load_script("create.lua"))
         self._transition = self._r.register_script(_load_script("transition.lua"))
-        self._batch_head = [prefix, _TERMINAL_ARG, _DEDUP_ARG, event_maxlen]
         self._prune = self._r.register_script(_load_script("prune.lua"))
         self._queued = QueuedIndex(self._r, self.keys)
 
@@ -179,6 +178,7 @@ class RedisLedger:
         compare-and-set of its own, applied in order); the calls share one pipeline.
         """
         results: list[TransitionOutcome | LedgerError | None] = [None] * len(requests)
+        head = [self.prefix, _TERMINAL_ARG, _DEDUP_ARG, self.event_maxlen]
         sent: list[int] = []
         calls: list[ScriptCall] = []
         args: list[Any] = []
@@ -190,10 +190,10 @@ class RedisLedger:
                 continue
             sent.append(i)
             if len(sent) % TRANSITIONS_PER_CALL == 0:
-                calls.append((self._transition, [*self._batch_head, *args]))
+                calls.append((self._transition, [*head, *args]))
                 args = []
         if args:
-            calls.append((self._transition, [*self._batch_head, *args]))
+            calls.append((self._transition, [*head, *args]))
         replies = [raw for batch in run_pipelined(self._r, calls) for raw in batch] if calls else []
         for i, raw in zip(sent, replies, strict=True):
             if int(raw[0]) == -9:
@@ -232,12 +232,12 @@ class RedisLedger:
             error_arg,
             str(req.attempts_delta),
             _optional(req.expected_attempts),
-            "" if req.lease_s is None else str(int(req.lease_s * 1000)),
+            _optional_ms(req.lease_s),
             _optional(req.attempts),
             req.output_stage or "",
             _optional(req.stage_errors),
             _optional(req.stage_losses),
-            "" if req.retry_in_s is None else str(int(req.retry_in_s * 1000)),
+            _optional_ms(req.retry_in_s),
         ]
         return [
             _dumps(spec),
@@ -530,6 +530,10 @@ def _history(kept: list[str], stream: list[Any]) -> list[JobEvent]:
 
 def _optional(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+def _optional_ms(seconds: float | None) -> str:
+    return "" if seconds is None else str(int(seconds * 1000))
 
 
 def _message_args(message: OutboxMessage) -> tuple[str, str, bytes, str, bytes]:
