@@ -1,6 +1,6 @@
 -- Compare-and-set transitions of many jobs, each with its index moves, event (and history, past
--- maxlen events) and outbox messages. The transitions are applied one after another; each is checked against the
--- state the ones before it left.
+-- maxlen events) and outbox messages. The transitions are applied one after another; each is
+-- checked against the state the ones before it left.
 -- ARGV: prefix, terminal statuses (comma separated), dedup statuses (comma separated), maxlen,
 --       then for each transition:
 --         spec: a JSON array of strings: job_id, expected, target, now_ms, stage ('' = unchanged),
@@ -21,6 +21,17 @@ local p, terminal_list, dedup_list, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local function member(list, value)
   return string.find(',' .. list .. ',', ',' .. value .. ',', 1, true) ~= nil
+end
+
+-- a transition's hash fields are gathered and written in one HSET and at most one HDEL: each
+-- redis.call costs about as much again as the command it runs. apply() starts both lists anew
+local sets, dels = {}, {}
+local function put(field, value)
+  sets[#sets + 1] = field
+  sets[#sets + 1] = value
+end
+local function drop(field, present)
+  if present then dels[#dels + 1] = field end
 end
 
 local function apply(spec, event_json, output_json, b, count)
@@ -47,17 +58,7 @@ local function apply(spec, event_json, output_json, b, count)
     redis.call('SET', idem, id)
   end
 
-  -- the hash's fields are gathered and written in one HSET and at most one HDEL: each
-  -- redis.call costs about as much again as the command it runs
-  local sets, dels = {}, {}
-  local function put(field, value)
-    sets[#sets + 1] = field
-    sets[#sets + 1] = value
-  end
-  local function drop(field, present)
-    if present then dels[#dels + 1] = field end
-  end
-
+  sets, dels = {}, {}
   if target ~= status then
     redis.call('ZREM', p .. 'idx:status:' .. status, id)
     redis.call('ZREM', p .. 'idx:tenant:' .. tenant .. ':status:' .. status, id)
