@@ -521,10 +521,9 @@ def _history(kept: list[str], stream: list[Any]) -> list[JobEvent]:
     event there), and the stream holds every later one."""
     events = [_event(orjson.loads(h)) for h in kept]
     after = events[-1].seq if events else 0
-    for _, fields in stream:
-        event = _event(orjson.loads(fields["e"]))
-        if event.seq > after:
-            events.append(event)
+    for entry_id, fields in stream:  # entry ids are "{seq}-0"
+        if int(entry_id.partition("-")[0]) > after:
+            events.append(_event(orjson.loads(fields["e"])))
     return events
 
 
