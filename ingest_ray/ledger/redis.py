@@ -51,7 +51,7 @@ from ingest_ray.ledger.base import (
     TransitionRequest,
 )
 from ingest_ray.ledger.redis_queued import QueuedIndex
-from ingest_ray.ledger.redis_scripts import ScriptCall, run_pipelined
+from ingest_ray.ledger.redis_scripts import run_batched
 from ingest_ray.states import (
     DEDUPLICATING,
     TERMINAL,
@@ -61,9 +61,9 @@ from ingest_ray.states import (
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
 _DEDUP_ARG = ",".join(sorted(s.value for s in DEDUPLICATING))
 MAX_PAGE = 1000
-#: transitions per ``EVALSHA`` of ``transition.lua``: a call runs for about 30 us per
-#: transition, so a batch keeps Redis from other clients for about 2 ms at most
-TRANSITIONS_PER_CALL = 64
+#: jobs per ``EVALSHA`` of ``create.lua`` and ``transition.lua``: a call runs for about 30 us
+#: per transition, so a batch keeps Redis from other clients for about 2 ms at most
+JOBS_PER_CALL = 64
 OUTBOX_GROUP = "relay"
 
 
@@ -120,14 +120,24 @@ class RedisLedger:
 
     def create(self, job: NewJob) -> CreateOutcome:
         """Create a job, or return the live/completed one already held for its document."""
-        return self._create_outcome(self._create(args=self._create_args(job)))
+        (outcome,) = self.create_many([job])
+        return outcome
 
     def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
-        """Create many jobs in one pipelined round trip (each create is atomic on its own)."""
-        calls = [(self._create, self._create_args(job)) for job in jobs]
-        return [self._create_outcome(raw) for raw in run_pipelined(self._r, calls)]
+        """Create many jobs in one round trip (each create is atomic on its own, in order).
+
+        Up to :data:`JOBS_PER_CALL` jobs share one ``EVALSHA``; the calls share one pipeline.
+        """
+        head = [self.prefix, self.event_maxlen, _DEDUP_ARG]
+        items = [self._create_args(job) for job in jobs]
+        replies = run_batched(self._r, self._create, head, items, JOBS_PER_CALL)
+        for job, raw in zip(jobs, replies, strict=True):
+            if int(raw[0]) == -9:
+                raise redis.ResponseError(f"create of {job.job_id}: {raw[1]}")
+        return [self._create_outcome(raw) for raw in replies]
 
     def _create_args(self, job: NewJob) -> list[Any]:
+        """One job's share of the script's ARGV."""
         now = _now_ms()
         event = {
             "seq": 1,
@@ -143,7 +153,6 @@ class RedisLedger:
             "data": {"pipeline": job.pipeline},
         }
         return [
-            self.prefix,
             job.job_id,
             job.tenant_id,
             job.doc_key,
@@ -151,8 +160,6 @@ class RedisLedger:
             job.priority,
             _dumps(job.metadata),
             now,
-            self.event_maxlen,
-            _DEDUP_ARG,
             _dumps(event),
         ]
 
@@ -174,27 +181,21 @@ class RedisLedger:
     ) -> list[TransitionOutcome | LedgerError]:
         """Apply many transitions in one round trip; refusals come back as error values.
 
-        Up to :data:`TRANSITIONS_PER_CALL` transitions share one ``EVALSHA`` (each still a
+        Up to :data:`JOBS_PER_CALL` transitions share one ``EVALSHA`` (each still a
         compare-and-set of its own, applied in order); the calls share one pipeline.
         """
         results: list[TransitionOutcome | LedgerError | None] = [None] * len(requests)
         head = [self.prefix, _TERMINAL_ARG, _DEDUP_ARG, self.event_maxlen]
         sent: list[int] = []
-        calls: list[ScriptCall] = []
-        args: list[Any] = []
+        items: list[list[Any]] = []
         for i, request in enumerate(requests):
             try:
-                args.extend(self._transition_args(request))
+                items.append(self._transition_args(request))
             except IllegalTransitionError as exc:
                 results[i] = exc
                 continue
             sent.append(i)
-            if len(sent) % TRANSITIONS_PER_CALL == 0:
-                calls.append((self._transition, [*head, *args]))
-                args = []
-        if args:
-            calls.append((self._transition, [*head, *args]))
-        replies = [raw for batch in run_pipelined(self._r, calls) for raw in batch] if calls else []
+        replies = run_batched(self._r, self._transition, head, items, JOBS_PER_CALL)
         for i, raw in zip(sent, replies, strict=True):
             if int(raw[0]) == -9:
                 raise redis.ResponseError(f"transition of {requests[i].job_id}: {raw[1]}")

@@ -11,6 +11,7 @@ those calls applies nothing twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import redis
@@ -49,3 +50,20 @@ def run_pipelined(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]
             script.sha = str(client.script_load(script.script))
         pending = refused
     raise NoScriptError("the server refused the scripts just loaded (SCRIPT FLUSH meanwhile?)")
+
+
+def run_batched(
+    client: redis.Redis,
+    script: Script,
+    head: Sequence[Any],
+    items: Sequence[Sequence[Any]],
+    per_call: int,
+) -> list[Any]:
+    """Each item's answer, in order, from a script that takes ``head`` and then the arguments of
+    up to ``per_call`` items, and answers with a list of one reply per item. The calls share one
+    pipeline (:func:`run_pipelined`)."""
+    calls: list[ScriptCall] = [
+        (script, [*head, *chain.from_iterable(items[start : start + per_call])])
+        for start in range(0, len(items), per_call)
+    ]
+    return [reply for batch in run_pipelined(client, calls) for reply in batch] if calls else []

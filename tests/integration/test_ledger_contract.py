@@ -286,6 +286,32 @@ def test_batch_applies_in_order_across_script_calls(ledger: Ledger) -> None:
     )
 
 
+def test_batch_create_dedups_in_order_across_script_calls(ledger: Ledger) -> None:
+    # more creates than one EVALSHA of the Redis script carries; each document is asked for
+    # twice, the second time in a later script call: the second request finds the first job
+    jobs = [NewJob("t1", f"doc:{i}", "auto", priority=i % 3) for i in range(100)]
+    jobs += [NewJob("t1", f"doc:{i}", "auto") for i in range(100)]
+    outcomes = ledger.create_many(jobs)
+    assert [o.created for o in outcomes] == [True] * 100 + [False] * 100
+    assert [o.job_id for o in outcomes[100:]] == [o.job_id for o in outcomes[:100]]
+    assert ledger.counts()[S.QUEUED] == 100
+    job = ledger.get(outcomes[65].job_id)
+    assert (job.doc_key, job.priority, job.status) == ("doc:65", 65 % 3, S.QUEUED)
+    assert [e.kind for e in job.history] == ["created"]
+    groups = {(g.tenant_id, g.priority): g.count for g in ledger.queued_groups()}
+    assert groups == {("t1", 0): 34, ("t1", 1): 33, ("t1", 2): 33}
+
+
+def test_redis_create_error_names_the_job_and_spares_the_rest(
+    redis_ledger: RedisLedger,
+) -> None:
+    taken = NewJob("t1", "doc:taken", "auto")
+    redis_ledger._r.set(redis_ledger.keys.job(taken.job_id), "someone else's key")
+    with pytest.raises(redis.ResponseError, match=f"collision {taken.job_id}"):
+        redis_ledger.create_many([taken, NewJob("t1", "doc:ok", "auto")])
+    assert [j.doc_key for j in redis_ledger.list_jobs(JobFilter()).items] == ["doc:ok"]
+
+
 def test_redis_script_error_names_the_job_and_spares_the_rest(
     redis_ledger: RedisLedger,
 ) -> None:
