@@ -120,6 +120,12 @@ class IllegalTransitionError(LedgerError, PermanentError):
     """The state machine does not allow moving from this status to that one."""
 
 
+class DamagedRecordError(LedgerError, PermanentError):
+    """The ledger raised while writing or reading this job: its stored record is damaged (in
+    Redis, a key of the wrong type, for example). Only this job is refused; the record is left
+    as it is for an operator, and the other jobs of the same batch still apply."""
+
+
 class StaleTransitionError(LedgerError, PermanentError):
     """The job is no longer in the state the caller expected: someone else moved it first."""
 

@@ -262,7 +262,9 @@ class Ledger(Protocol):
     def transition_many(
         self, requests: Sequence[TransitionRequest]
     ) -> list[TransitionOutcome | LedgerError]:
-        """:meth:`transition` for many jobs in one round trip; refusals are returned, not raised."""
+        """:meth:`transition` for many jobs in one round trip; refusals are returned, not raised
+        (as is a :class:`~ingest_ray.errors.DamagedRecordError` for a job whose stored record
+        cannot be written: the other jobs still apply)."""
         ...
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
@@ -270,7 +272,8 @@ class Ledger(Protocol):
         ...
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
-        """Jobs without history, in input order, ``None`` where missing (one round trip)."""
+        """Jobs without history, in input order, ``None`` where missing or damaged (one round
+        trip)."""
         ...
 
     def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:

@@ -19,6 +19,7 @@ prefix, so this backend expects a single Redis (not Cluster).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -28,6 +29,7 @@ import orjson
 import redis
 
 from ingest_ray.errors import (
+    DamagedRecordError,
     IllegalTransitionError,
     JobNotFoundError,
     LedgerError,
@@ -57,6 +59,8 @@ from ingest_ray.states import (
     TERMINAL,
     JobStatus,
 )
+
+log = logging.getLogger(__name__)
 
 _TERMINAL_ARG = ",".join(sorted(s.value for s in TERMINAL))
 _DEDUP_ARG = ",".join(sorted(s.value for s in DEDUPLICATING))
@@ -197,8 +201,6 @@ class RedisLedger:
             sent.append(i)
         replies = run_batched(self._r, self._transition, head, items, JOBS_PER_CALL)
         for i, raw in zip(sent, replies, strict=True):
-            if int(raw[0]) == -9:
-                raise redis.ResponseError(f"transition of {requests[i].job_id}: {raw[1]}")
             results[i] = self._outcome(requests[i], raw)
         return [r for r in results if r is not None]
 
@@ -261,6 +263,9 @@ class RedisLedger:
                 job_id=req.job_id,
                 actual_status=raw[1],
             )
+        if code == -9:
+            job_id = req.job_id
+            return DamagedRecordError(f"transition of {job_id}: {raw[1]}", job_id=job_id)
         if code == -3:
             return StaleTransitionError(
                 f"job {req.job_id} is at attempt {raw[1]}, not {req.expected_attempts}",
@@ -288,11 +293,20 @@ class RedisLedger:
         return job
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
-        """Jobs without history, in input order, ``None`` where missing."""
+        """Jobs without history, in input order, ``None`` where missing or damaged (a key Redis
+        cannot read as a hash is logged and skipped, so one damaged record does not fail every
+        read that includes it)."""
         pipe = self._r.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self._key(job_id))
-        return [self._job(fields, []) for fields in pipe.execute()]
+        jobs: list[Job | None] = []
+        for job_id, fields in zip(job_ids, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(fields, redis.ResponseError):
+                log.warning("job %s: damaged record skipped: %s", job_id, fields)
+                jobs.append(None)
+            else:
+                jobs.append(self._job(fields, []))
+        return jobs
 
     def list_jobs(self, flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
         """Jobs matching ``flt``, newest first. The most selective index is scanned and the

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest_ray.config import Settings
-from ingest_ray.errors import StaleTransitionError
+from ingest_ray.errors import DamagedRecordError, StaleTransitionError
 from ingest_ray.ledger.base import TransitionOutcome, TransitionRequest
 from ingest_ray.metrics import RuntimeMetrics
 from ingest_ray.pipelines.catalog import Catalog
@@ -169,6 +169,8 @@ class DispatchLoop:
                 item.needs_start = False
             else:
                 refused.add(item.job_id)
+                if isinstance(result, DamagedRecordError):
+                    self.report_error("damaged_record", result)
         for dispatch in dispatches:
             if any(i.job_id in refused for i in dispatch.items):
                 keep = [i for i in dispatch.items if i.job_id not in refused]
@@ -253,6 +255,8 @@ class DispatchLoop:
             if not accepted:
                 if _cancelled(result):
                     cancelled.append(outcome.item)
+                elif isinstance(result, DamagedRecordError):  # dropped, left for an operator
+                    self.report_error("damaged_record", result)
                 else:
                     self.recovery.look_up([outcome.item.job_id])
         self.recovery.cancelled_while_running(cancelled)

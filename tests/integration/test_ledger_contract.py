@@ -12,13 +12,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from ingest_ray.errors import IllegalTransitionError, JobNotFoundError, StaleTransitionError
+from ingest_ray.errors import (
+    DamagedRecordError,
+    IllegalTransitionError,
+    JobNotFoundError,
+    StaleTransitionError,
+)
 from ingest_ray.ledger import (
     JobError,
     JobFilter,
     Ledger,
     NewJob,
     OutboxMessage,
+    TransitionOutcome,
     TransitionRequest,
 )
 from ingest_ray.ledger.redis import RedisLedger
@@ -312,7 +318,7 @@ def test_redis_create_error_names_the_job_and_spares_the_rest(
     assert [j.doc_key for j in redis_ledger.list_jobs(JobFilter()).items] == ["doc:ok"]
 
 
-def test_redis_script_error_names_the_job_and_spares_the_rest(
+def test_redis_damaged_record_is_refused_alone_and_skipped_by_reads(
     redis_ledger: RedisLedger,
 ) -> None:
     ok, broken = (
@@ -324,11 +330,19 @@ def test_redis_script_error_names_the_job_and_spares_the_rest(
     # a job key of the wrong type makes its HMGET raise inside the script
     redis_ledger._r.delete(redis_ledger.keys.job(broken))
     redis_ledger._r.set(redis_ledger.keys.job(broken), "not a hash")
-    with pytest.raises(redis.ResponseError, match=broken):
-        redis_ledger.transition_many(
-            [TransitionRequest(j, S.QUEUED, S.PROCESSING) for j in (broken, ok)]
-        )
+    results = redis_ledger.transition_many(
+        [TransitionRequest(j, S.QUEUED, S.PROCESSING) for j in (broken, ok)]
+    )
+    assert isinstance(results[0], DamagedRecordError)
+    assert results[0].job_id == broken
+    assert broken in str(results[0])
+    assert isinstance(results[1], TransitionOutcome)
     assert redis_ledger.get(ok).status is S.PROCESSING
+    with pytest.raises(DamagedRecordError, match=broken):
+        redis_ledger.transition(TransitionRequest(broken, S.QUEUED, S.PROCESSING))
+    # reads that include it skip it instead of failing as a whole
+    assert [j.job_id if j else None for j in redis_ledger.get_many([broken, ok])] == [None, ok]
+    assert [j.job_id for j in redis_ledger.list_jobs(JobFilter(tenant_id="t1")).items] == [ok]
 
 
 def test_redis_batches_reload_scripts_the_server_lost(redis_ledger: RedisLedger) -> None:
