@@ -264,8 +264,7 @@ class RedisLedger:
                 actual_status=raw[1],
             )
         if code == -9:
-            job_id = req.job_id
-            return DamagedRecordError(f"transition of {job_id}: {raw[1]}", job_id=job_id)
+            return DamagedRecordError(f"transition of {req.job_id}: {raw[1]}", job_id=req.job_id)
         if code == -3:
             return StaleTransitionError(
                 f"job {req.job_id} is at attempt {raw[1]}, not {req.expected_attempts}",
