@@ -28,7 +28,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_jobs_completed": ("Jobs completed", ("pipeline",)),
     "ingest_jobs_failed": ("Jobs failed for good", ("pipeline",)),
     "ingest_jobs_cancelled": ("Jobs cancelled", ("pipeline",)),
-    "ingest_stage_attempts": ("Stage tries by result (ok, retry, fail)", ("stage", "result")),
+    "ingest_stage_attempts": (
+        "Stage tries by result (ok, retry, lost, fail, refused)",
+        ("stage", "result"),
+    ),
     "ingest_retries_scheduled": ("Retries put on the timer heap", ("stage",)),
     "ingest_dead_letters": ("Messages sent to the dead-letter topic", ("kind",)),
     "ingest_messages_consumed": ("Kafka messages consumed", ("topic",)),

@@ -212,10 +212,7 @@ class DispatchLoop:
     def _finished(self, future: asyncio.Future[Any], dispatch: Dispatch) -> list[Outcome]:
         try:
             results = future.result()
-        except CallLost:
-            self.metrics.inc(
-                "ingest_stage_attempts", dispatch.stage, "lost", value=len(dispatch.items)
-            )
+        except CallLost:  # counted with the outcomes it turns into, once they are written
             return self.core.lost(dispatch.dispatch_id)
         except Exception as exc:  # a call that failed as a whole fails each of its items
             results = [StageFailure.from_error(exc)] * len(dispatch.items)
@@ -320,9 +317,14 @@ class DispatchLoop:
         return True
 
     def _count(self, outcome: Outcome, result: object) -> None:
+        """Count an outcome once the ledger answered: a try the ledger refused (someone moved
+        the job first) is counted as ``refused``, not as what it would have recorded."""
         stage, pipeline = outcome.stage, outcome.item.pipeline
         if _cancelled(result):
             self.metrics.inc("ingest_jobs_cancelled", pipeline)
+            return
+        if not isinstance(result, TransitionOutcome):
+            self.metrics.inc("ingest_stage_attempts", stage, "refused")
             return
         if isinstance(outcome, Advance | Finish):
             self.metrics.inc("ingest_stage_attempts", stage, "ok")

@@ -156,6 +156,24 @@ async def test_loop_lost_calls_spend_the_loss_budget_and_the_job_still_completes
     assert r.status(job) == "completed"  # 4 losses > the error budget of 3, still fine
     b_tries = [e for e in r.ledger.get(job).history if e.data.get("lost")]
     assert len(b_tries) == 4
+    attempts = r.loop.metrics.snapshot().counters["ingest_stage_attempts"]
+    assert attempts[("b", "lost")] == 4  # each loss counted once
+
+
+@sync
+async def test_loop_counts_a_try_the_ledger_refused_as_refused_not_as_done() -> None:
+    r = rig(behaviour=lambda d, i: None)  # calls answer when the test says
+    job = r.create("doc-1")
+    await r.loop.start()
+    await r.until(lambda: bool(r.launcher.pending()))
+    # someone else moves the job on (an operator's requeue, a second Dispatcher) mid-call
+    r.ledger.transition(TransitionRequest(job, S.PROCESSING, S.PROCESSING, stage="a",
+                                          attempts_delta=1))  # fmt: skip
+    r.launcher.pending()[0].future.set_result([StageOutput()])
+    await r.steps(5)
+    attempts = r.loop.metrics.snapshot().counters["ingest_stage_attempts"]
+    assert attempts.get(("a", "refused")) == 1
+    assert ("a", "ok") not in attempts
 
 
 def test_loop_recovers_processing_jobs_as_their_next_try_and_waits_for_scheduled_retries(
