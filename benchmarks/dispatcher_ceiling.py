@@ -95,6 +95,9 @@ def _admit(settings: Settings, count: int, prefix: str) -> list[Any]:
                 for i in range(start, min(count, start + HANDOVER))
             ]  # fmt: skip
             outcomes = ledger.create_many([new_job(r, "noop") for r in requests])
+            refused = [o for o in outcomes if isinstance(o, Exception)]
+            if refused:
+                raise refused[0]
             record = RawRecord("-", 0, 0, None, None)
             items += [work_item(Admitted(r, o, record, "noop"))
                       for r, o in zip(requests, outcomes, strict=True)]  # fmt: skip

@@ -4,10 +4,12 @@
 Kafka intake: it never polls and never commits. A message that cannot become a job (unreadable,
 an unknown pipeline, text that is not valid Unicode) becomes a dead letter carrying its original
 bytes; the readable ones are created in the ledger in one round trip (idempotent on tenant +
-doc_key). Dead letters are recorded in the ledger's outbox, so when :meth:`Admitter.admit`
-returns, every record is durably either a job or a dead letter and the caller may store the
-batch's offsets. A dead letter's ``event_id`` is derived from its origin (topic, partition,
-offset), so a redelivered batch produces the same letter again, which consumers drop.
+doc_key). One the ledger refuses for good (its document's record is damaged) becomes a dead
+letter too, with the ledger's reason, and the rest of the batch is admitted. Dead letters are
+recorded in the ledger's outbox, so when :meth:`Admitter.admit` returns, every record is
+durably either a job or a dead letter and the caller may store the batch's offsets. A dead
+letter's ``event_id`` is derived from its origin (topic, partition, offset), so a redelivered
+batch produces the same letter again, which consumers drop.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from ingest_ray.deadletters import LetterKind, Origin, Subject, message_letter
-from ingest_ray.errors import MessageDecodeError
+from ingest_ray.errors import LedgerError, MessageDecodeError
 from ingest_ray.events import IngestRequest, SourceKind, decode
 from ingest_ray.ledger.base import CreateOutcome, Ledger, NewJob, OutboxMessage
 
@@ -139,20 +141,40 @@ class Admitter:
             self._ledger.outbox_put([r.letter for r in batch.rejected])
         if readable:
             outcomes = self._ledger.create_many([job for _, _, job in readable])
+            refused: list[Rejected] = []
             for (request, record, job), outcome in zip(readable, outcomes, strict=True):
-                batch.admitted.append(Admitted(request, outcome, record, job.pipeline))
+                if isinstance(outcome, LedgerError):
+                    refused.append(self._refused(request, record, outcome))
+                else:
+                    batch.admitted.append(Admitted(request, outcome, record, job.pipeline))
+            if refused:
+                self._ledger.outbox_put([r.letter for r in refused])
+                batch.rejected += refused
         return batch
 
     def _reject(self, record: RawRecord, exc: MessageDecodeError) -> Rejected:
-        origin = Origin(record.topic, record.partition, record.offset)
+        subject = Subject(tenant_id=_tenant_of(record.value))
+        return self._letter(record, exc.reason, exc.error_type, subject)
+
+    def _refused(self, request: IngestRequest, record: RawRecord, exc: LedgerError) -> Rejected:
+        """A readable request the ledger would not create (its document's record is damaged):
+        a dead letter, so the rest of the batch goes on; retryable refusals raise instead
+        (the batch is read again)."""
+        if exc.retryable:
+            raise exc
+        subject = Subject(tenant_id=request.tenant_id, doc_key=request.doc_key)
+        return self._letter(record, exc.message, exc.error_type, subject)
+
+    def _letter(
+        self, record: RawRecord, reason: str, error_type: str, subject: Subject
+    ) -> Rejected:
         letter = message_letter(
             self._topic, kind=LetterKind.MESSAGE, value=record.value, key=record.key,
-            origin=origin, reason=exc.reason, error_type=exc.error_type,
-            subject=Subject(tenant_id=_tenant_of(record.value)),
-            max_bytes=self._max_bytes,
+            origin=Origin(record.topic, record.partition, record.offset), reason=reason,
+            error_type=error_type, subject=subject, max_bytes=self._max_bytes,
             event_id=f"dlq:{record.topic}:{record.partition}:{record.offset}",
         )  # fmt: skip
-        return Rejected(record, exc.reason, exc.error_type, letter)
+        return Rejected(record, reason, error_type, letter)
 
 
 def _tenant_of(value: bytes | None) -> str | None:

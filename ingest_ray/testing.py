@@ -101,7 +101,7 @@ class InMemoryLedger:
             self._holders[(job.tenant_id, job.doc_key)] = job.job_id
             return CreateOutcome(job.job_id, created=True, status=JobStatus.QUEUED)
 
-    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
         """:meth:`create` for each job, in order."""
         return [self.create(job) for job in jobs]
 

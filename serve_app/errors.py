@@ -1,7 +1,8 @@
 """HTTP errors of the API and the handlers turning every error into ``{"error": {...}}``.
 
 Engine errors keep their meaning: not found -> 404, illegal or stale transition -> 409, a service
-away -> 503; authentication -> 401, scope -> 403, rate limit -> 429 with ``Retry-After``.
+away -> 503, a job record the ledger cannot read or write -> 500 ``damaged_record``;
+authentication -> 401, scope -> 403, rate limit -> 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.types import ExceptionHandler
 from ingest_ray.admission import UnknownPipelineError
 from ingest_ray.auth import ForbiddenError, NotAuthenticatedError, RateLimitedError
 from ingest_ray.errors import (
+    DamagedRecordError,
     IllegalTransitionError,
     IngestError,
     JobNotFoundError,
@@ -105,6 +107,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (UnknownPipelineError, 422, "validation_error"),
     (RateLimitedError, 429, "rate_limited"),
     (RetryableError, 503, "service_unavailable"),
+    (DamagedRecordError, 500, "damaged_record"),
 ]
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
@@ -132,6 +135,8 @@ async def ingest_error(request: Request, exc: Exception) -> Response:
         return error_response(exc.status, exc.code, exc.message, details=exc.details)
     for cls, status, code in _STATUS:
         if isinstance(exc, cls):
+            if status >= 500:
+                log.warning("%s on %s: %s", code, request.url.path, exc.message)
             return error_response(status, code, exc.message, headers=_headers(exc, status))
     log.warning("unmapped engine error on %s: %r", request.url.path, exc)
     return error_response(400 if not exc.retryable else 503, "error", exc.message)

@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ingest_ray.admission import check_pipeline, new_job
+from ingest_ray.errors import LedgerError
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka import Producer
 from ingest_ray.ledger.base import CreateOutcome, Ledger
@@ -49,17 +50,27 @@ class Submitter:
 
     def submit(self, requests: Sequence[IngestRequest]) -> list[Submitted]:
         """Create the jobs in one round trip, then publish and flush (raises
-        ``KafkaDeliveryError`` if the broker did not take them; the jobs stay queued)."""
+        ``KafkaDeliveryError`` if the broker did not take them; the jobs stay queued). A job
+        the ledger refused (its document's record is damaged) raises that refusal once the
+        others are published, so a request naming it fails as a whole and names the job."""
         jobs = [new_job(r, check_pipeline(r, self._pipelines)) for r in requests]
         outcomes = self._ledger.create_many(jobs)
+        submitted: list[Submitted] = []
+        refused: LedgerError | None = None
         sent = 0
         for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, LedgerError):
+                refused = refused or outcome
+                continue
             if outcome.created or outcome.status is JobStatus.QUEUED:
                 self._producer.send(self._topic, request, key=request.doc_key)
                 sent += 1
+            submitted.append(Submitted(request, outcome))
         if sent:
             self._producer.flush()
-        return [Submitted(r, o) for r, o in zip(requests, outcomes, strict=True)]
+        if refused is not None:
+            raise refused
+        return submitted
 
     def pdf_request(
         self,

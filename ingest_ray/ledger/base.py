@@ -251,8 +251,10 @@ class Ledger(Protocol):
         """Create a job, or return the live/completed one already held for its (tenant, doc_key)."""
         ...
 
-    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
-        """:meth:`create` for many jobs in one round trip; outcomes in input order."""
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
+        """:meth:`create` for many jobs in one round trip; outcomes in input order. A job the
+        ledger cannot create (its document's record is damaged, say) comes back as that job's
+        :class:`LedgerError` value and the others are still created; :meth:`create` raises it."""
         ...
 
     def transition(self, request: TransitionRequest) -> TransitionOutcome:

@@ -180,8 +180,9 @@ class PostgresLedger:
                     return holder
         raise StaleTransitionError(f"document {job.doc_key} kept changing", job_id=job.job_id)
 
-    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
-        """Create many jobs in one transaction, pipelined into one round trip."""
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
+        """Create many jobs in one transaction, pipelined into one round trip (a document whose
+        holder kept changing comes back as its own :class:`StaleTransitionError`)."""
         if not jobs:
             return []
         params = [q.create_params(j, self.channel) for j in jobs]
@@ -195,13 +196,17 @@ class PostgresLedger:
                 if not cur.nextset():
                     break
             holders = self._holders(conn, [j for j in jobs if j.job_id not in created])
-        outcomes = []
+        outcomes: list[CreateOutcome | LedgerError] = []
         for job in jobs:
             if job.job_id in created:
                 outcomes.append(CreateOutcome(job.job_id, created=True, status=JobStatus.QUEUED))
-            else:
-                found = holders.get((job.tenant_id, job.doc_key))
-                outcomes.append(found if found is not None else self.create(job))
+            elif (found := holders.get((job.tenant_id, job.doc_key))) is not None:
+                outcomes.append(found)
+            else:  # the holder finished between the insert and the look-up
+                try:
+                    outcomes.append(self.create(job))
+                except LedgerError as exc:
+                    outcomes.append(exc)
         return outcomes
 
     @staticmethod

@@ -125,20 +125,21 @@ class RedisLedger:
     def create(self, job: NewJob) -> CreateOutcome:
         """Create a job, or return the live/completed one already held for its document."""
         (outcome,) = self.create_many([job])
+        if isinstance(outcome, LedgerError):
+            raise outcome
         return outcome
 
-    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome]:
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
         """Create many jobs in one round trip (each create is atomic on its own, in order).
 
         Up to :data:`JOBS_PER_CALL` jobs share one ``EVALSHA``; the calls share one pipeline.
+        A create the script could not do (a job id already taken, a key of the wrong type where
+        the document's holder should be) is that job's :class:`DamagedRecordError`.
         """
         head = [self.prefix, self.event_maxlen, _DEDUP_ARG]
         items = [self._create_args(job) for job in jobs]
         replies = run_batched(self._r, self._create, head, items, JOBS_PER_CALL)
-        for job, raw in zip(jobs, replies, strict=True):
-            if int(raw[0]) == -9:
-                raise redis.ResponseError(f"create of {job.job_id}: {raw[1]}")
-        return [self._create_outcome(raw) for raw in replies]
+        return [self._create_outcome(job, raw) for job, raw in zip(jobs, replies, strict=True)]
 
     def _create_args(self, job: NewJob) -> list[Any]:
         """One job's share of the script's ARGV."""
@@ -168,7 +169,9 @@ class RedisLedger:
         ]
 
     @staticmethod
-    def _create_outcome(raw: list[Any]) -> CreateOutcome:
+    def _create_outcome(job: NewJob, raw: list[Any]) -> CreateOutcome | LedgerError:
+        if int(raw[0]) == -9:
+            return DamagedRecordError(f"create of {job.job_id}: {raw[1]}", job_id=job.job_id)
         return CreateOutcome(job_id=raw[1], created=bool(int(raw[0])), status=JobStatus(raw[2]))
 
     # --- transitions --------------------------------------------------------------------------
@@ -279,13 +282,19 @@ class RedisLedger:
     # --- reads --------------------------------------------------------------------------------
 
     def get(self, job_id: str, *, tenant_id: str | None = None) -> Job:
-        """The job and its full history; another tenant's job is reported as not found."""
+        """The job and its full history; another tenant's job is reported as not found. A
+        record Redis cannot read (a key of the wrong type) raises :class:`DamagedRecordError`
+        (its tenant cannot be read either; job ids are not guessable)."""
         key = self._key(job_id)
         pipe = self._r.pipeline(transaction=True)  # the list and the stream of one moment
         pipe.hgetall(key)
         pipe.lrange(self.keys.history(job_id), 0, -1)
         pipe.xrange(self.keys.events(job_id), "-", "+")
-        fields, kept, stream = pipe.execute()
+        replies = pipe.execute(raise_on_error=False)
+        damage = next((r for r in replies if isinstance(r, redis.ResponseError)), None)
+        if damage is not None:
+            raise DamagedRecordError(f"job {job_id}: damaged record: {damage}", job_id=job_id)
+        fields, kept, stream = replies
         job = self._job(fields, _history(kept, stream))
         if job is None or (tenant_id is not None and job.tenant_id != tenant_id):
             raise JobNotFoundError(f"no job {job_id}", job_id=job_id)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from confluent_kafka import Message
 
 from ingest_ray import constants as c
+from ingest_ray.admission import new_job
 from ingest_ray.config import Settings
 from ingest_ray.events import DocumentSource, IngestRequest, SourceKind
 from ingest_ray.kafka import Consumer, Producer
@@ -99,3 +100,32 @@ def test_redelivered_batch_creates_no_second_job(
     second = _admit(_settings(services, redis_ledger.prefix, topics, f"g-{uuid.uuid4().hex}"))
     assert (first.created, second.created, second.duplicates) == (1, 0, 1)
     assert redis_ledger.counts()[JobStatus.QUEUED] == 1
+
+
+def test_a_request_whose_record_is_damaged_is_dead_lettered_and_the_partition_goes_on(
+    services: Services, redis_ledger: RedisLedger, new_topics: Callable[..., list[str]]
+) -> None:
+    # the job holding one document is a key Redis cannot read as a hash: before, every create
+    # batch holding that request raised, and ingress read the same batch again for ever
+    topics = new_topics("requests", "dlq")
+    requests = [
+        IngestRequest(source=DocumentSource(kind=SourceKind.DOI, value=f"10.9/d{i}"))
+        for i in range(3)
+    ]
+    held = redis_ledger.create(new_job(requests[1]))
+    key = redis_ledger.keys.job(held.job_id)
+    redis_ledger._r.delete(key)
+    redis_ledger._r.rpush(key, "not a hash")
+    with Producer(services.kafka_bootstrap) as producer:
+        for r in requests:
+            producer.send(topics[0], r, key=r.doc_key)
+    settings = _settings(services, redis_ledger.prefix, topics, f"g-{uuid.uuid4().hex}")
+    totals = _admit(settings)
+    assert (totals.messages, totals.created, totals.dead_letters) == (3, 2, 1)
+    (letter,) = _read_all(services.kafka_bootstrap, topics[1], 1)
+    headers = {k: v.decode() for k, v in letter.headers() or []}
+    assert headers[c.DLQ_HEADER_ERROR_TYPE] == "DamagedRecordError"
+    assert "WRONGTYPE" in headers[c.DLQ_HEADER_REASON]
+    assert headers[c.DLQ_HEADER_DOC_KEY] == requests[1].doc_key
+    assert letter.key() == requests[1].doc_key.encode()  # the original message, as it came
+    assert _admit(settings).messages == 0  # its offset was stored with the rest

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 
 from ingest_ray.errors import (
     DamagedRecordError,
@@ -19,6 +18,7 @@ from ingest_ray.errors import (
     StaleTransitionError,
 )
 from ingest_ray.ledger import (
+    CreateOutcome,
     JobError,
     JobFilter,
     Ledger,
@@ -313,9 +313,31 @@ def test_redis_create_error_names_the_job_and_spares_the_rest(
 ) -> None:
     taken = NewJob("t1", "doc:taken", "auto")
     redis_ledger._r.set(redis_ledger.keys.job(taken.job_id), "someone else's key")
-    with pytest.raises(redis.ResponseError, match=f"collision {taken.job_id}"):
-        redis_ledger.create_many([taken, NewJob("t1", "doc:ok", "auto")])
+    refused, created = redis_ledger.create_many([taken, NewJob("t1", "doc:ok", "auto")])
+    assert isinstance(refused, DamagedRecordError) and refused.job_id == taken.job_id
+    assert f"collision {taken.job_id}" in refused.message
+    assert isinstance(created, CreateOutcome) and created.created
     assert [j.doc_key for j in redis_ledger.list_jobs(JobFilter()).items] == ["doc:ok"]
+    with pytest.raises(DamagedRecordError, match=f"collision {taken.job_id}"):
+        redis_ledger.create(taken)
+
+
+def test_redis_a_damaged_holder_refuses_its_document_alone_and_get_names_it(
+    redis_ledger: RedisLedger,
+) -> None:
+    first = redis_ledger.create(NewJob("t1", "doc:held", "auto"))
+    key = redis_ledger.keys.job(first.job_id)
+    redis_ledger._r.delete(key)
+    redis_ledger._r.rpush(key, "not a hash")  # the job the document's idem key names
+    again, other = redis_ledger.create_many(
+        [NewJob("t1", "doc:held", "auto"), NewJob("t1", "doc:other", "auto")]
+    )
+    assert isinstance(again, DamagedRecordError) and "WRONGTYPE" in again.message
+    assert f"job {first.job_id} holding doc:held is damaged" in again.message
+    assert isinstance(other, CreateOutcome) and other.created
+    with pytest.raises(DamagedRecordError, match=first.job_id):
+        redis_ledger.get(first.job_id)
+    assert redis_ledger.get(other.job_id).status is S.QUEUED
 
 
 def test_redis_damaged_record_is_refused_alone_and_skipped_by_reads(

@@ -1,15 +1,33 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
 from ingest_ray import constants as c
 from ingest_ray.admission import Admitter, RawRecord, default_pipeline
 from ingest_ray.deadletters import read_letter
+from ingest_ray.errors import DamagedRecordError, LedgerError, RetryableError
 from ingest_ray.events import DeadLetter, DocumentSource, IngestRequest, SourceKind, encode
+from ingest_ray.ledger.base import CreateOutcome, NewJob
 from ingest_ray.states import JobStatus
 from ingest_ray.testing import InMemoryLedger
+
+
+class _LedgerAway(LedgerError, RetryableError):
+    """A refusal that may pass (the ledger's own retryable kind)."""
+
+
+class _RefusingLedger(InMemoryLedger):
+    """Refuses the documents in ``refuse`` with the given error, like a damaged record."""
+
+    def __init__(self, refuse: dict[str, LedgerError]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
+        return [self.refuse.get(j.doc_key) or self.create(j) for j in jobs]
 
 
 def _record(value: bytes | None, offset: int) -> RawRecord:
@@ -105,6 +123,31 @@ def test_admitter_raises_when_the_ledger_is_away_and_admits_nothing() -> None:
     ledger.down = ConnectionError("redis down")
     with pytest.raises(ConnectionError):
         _admitter(ledger).admit([_record(_req("10.1/a"), 0), _record(b"bad", 1)])
+
+
+def test_admitter_dead_letters_a_request_the_ledger_refuses_and_admits_its_batch_mates() -> None:
+    damaged = DamagedRecordError("create of J1: WRONGTYPE", job_id="J1")
+    ledger = _RefusingLedger({"doi:10.1/b": damaged})
+    refused = _req("10.1/b")
+    batch = _admitter(ledger).admit(
+        [_record(_req("10.1/a"), 0), _record(refused, 1), _record(b"junk", 2)]
+    )
+    assert [a.request.doc_key for a in batch.admitted] == ["doi:10.1/a"]
+    assert sorted(r.error_type for r in batch.rejected) == ["DamagedRecordError",
+                                                            "MessageDecodeError"]  # fmt: skip
+    letters = {h[c.DLQ_HEADER_OFFSET]: (h, v) for h, v in _letters(ledger)}
+    headers, value = letters["1"]
+    assert value == refused  # the request as it came, to replay once repaired
+    assert headers[c.DLQ_HEADER_REASON] == "create of J1: WRONGTYPE"
+    assert headers[c.DLQ_HEADER_DOC_KEY] == "doi:10.1/b"
+    assert headers[c.DLQ_HEADER_TENANT] == "default"
+
+
+def test_admitter_raises_on_a_refusal_that_may_pass_so_the_batch_is_read_again() -> None:
+    ledger = _RefusingLedger({"doi:10.1/b": _LedgerAway("try later")})
+    with pytest.raises(_LedgerAway):
+        _admitter(ledger).admit([_record(_req("10.1/a"), 0), _record(_req("10.1/b"), 1)])
+    assert ledger.outbox_depth() == 0
 
 
 def test_admitter_duplicate_returns_existing_job_and_is_not_new() -> None:

@@ -5,7 +5,7 @@
 -- second request for a document finds the job the first one created).
 -- Returns one reply per job, in order: {1, job_id, 'queued'} created, {0, holder_id, status}
 --   a live or completed job already holds the document, {-9, message} the create raised (a
---   job id collision; the jobs after it still run)
+--   job id collision, or the job holding the document is damaged; the jobs after it still run)
 local p, maxlen, dedup = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 local function create(i)
@@ -15,7 +15,10 @@ local function create(i)
   local idem = p .. 'idem:' .. tenant .. '|' .. doc_key
   local existing = redis.call('GET', idem)
   if existing then
-    local st = redis.call('HGET', p .. 'job:' .. existing, 'status')
+    local st = redis.pcall('HGET', p .. 'job:' .. existing, 'status')
+    if type(st) == 'table' and st.err then
+      error({err = 'job ' .. existing .. ' holding ' .. doc_key .. ' is damaged: ' .. st.err})
+    end
     if st and string.find(',' .. dedup .. ',', ',' .. st .. ',', 1, true) then
       return {0, existing, st}
     end

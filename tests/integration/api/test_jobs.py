@@ -167,3 +167,25 @@ def test_health_ready_metrics_openapi_and_dashboard(api_env: ApiEnv) -> None:
             "/jobs/{job_id}/retry", "/stats", "/healthz", "/readyz", "/metrics"} <= set(paths)  # fmt: skip
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_jobs_a_damaged_record_is_a_500_naming_it_and_spares_its_batch_mates(
+    api_env: ApiEnv,
+) -> None:
+    held = _submit(api_env, {"source": {"kind": "doi", "value": "10.1000/damaged"}})["jobs"][0]
+    key = f"{api_env.settings.redis_prefix}job:{held['job_id']}"
+    api_env.redis.delete(key)
+    api_env.redis.rpush(key, "not a hash")  # a key Redis cannot read as the job's hash
+    with api_env.client() as c:
+        read = c.get(f"/jobs/{held['job_id']}")
+        batch = c.post("/jobs", json={"items": [
+            {"source": {"kind": "doi", "value": "10.1000/damaged"}},
+            {"source": {"kind": "doi", "value": "10.1000/damaged-mate"}},
+        ]})  # fmt: skip
+        mates = c.get("/jobs", params={"doc_key": "doi:10.1000/damaged-mate"})
+    for r in (read, batch):
+        assert r.status_code == 500, r.text
+        error = r.json()["error"]
+        assert error["code"] == "damaged_record" and held["job_id"] in error["message"]
+    (mate,) = mates.json()["items"]  # created and published, though the request failed
+    assert mate["status"] == "queued"
