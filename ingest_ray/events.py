@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -122,8 +123,9 @@ class IngestRequest(Envelope):
 
     @model_validator(mode="after")
     def _text_is_unicode(self) -> IngestRequest:
-        """Every string must be valid Unicode (no lone surrogates such as ``\\ud800``): a
-        document's text fields end up in the index, where one bad string fails a whole write."""
+        """Every string must be valid Unicode (no lone surrogates such as ``\\ud800``) and hold
+        no NUL (U+0000): a document's text fields end up in the index and the ledger, where one
+        such string fails a whole write (PostgreSQL's text and jsonb cannot hold a NUL)."""
         for where, text in _strings({"doc_key": self.doc_key, "source": self.source.value,
                                      "metadata": self.metadata}):  # fmt: skip
             try:
@@ -131,7 +133,26 @@ class IngestRequest(Envelope):
             except UnicodeEncodeError as exc:
                 bad = text[exc.start : exc.end].encode("unicode_escape").decode()
                 raise ValueError(f"{where}: {bad} is not valid Unicode text") from None
+            if "\x00" in text:
+                raise ValueError(f"{where}: holds a NUL character (\\u0000), which is not text")
+        for where, number in _non_finite(self.metadata, "metadata"):
+            raise ValueError(f"{where}: {number} is not a JSON number")
         return self
+
+
+def _non_finite(value: Any, where: str) -> list[tuple[str, float]]:
+    """Every NaN or infinity inside ``value`` (Python's JSON reader takes them; JSON has none,
+    and PostgreSQL's jsonb refuses them), with where it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(where, value)]
+    out: list[tuple[str, float]] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            out += _non_finite(inner, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            out += _non_finite(inner, f"{where}[{i}]")
+    return out
 
 
 def _strings(value: Any, where: str = "") -> list[tuple[str, str]]:

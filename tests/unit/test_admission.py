@@ -93,16 +93,33 @@ def test_admitter_dead_letters_an_unknown_pipeline_without_touching_its_batch_ma
     assert ledger.counts()[JobStatus.QUEUED] == 2  # only the two good jobs exist
 
 
-def test_admitter_refuses_text_that_is_not_valid_unicode() -> None:
+@pytest.mark.parametrize(
+    ("title", "why"), [("\ud800 broken", "not valid Unicode"), ("a\x00b", "NUL character")]
+)
+def test_admitter_refuses_text_that_is_not_valid_unicode_or_holds_a_nul(
+    title: str, why: str
+) -> None:
     ledger = InMemoryLedger()
     bad = json.dumps({
         "schema_version": 1, "event_type": "ingest.request", "source": {"kind": "text",
-        "value": "x"}, "metadata": {"title": "\ud800 broken"},
+        "value": "x"}, "metadata": {"title": title},
     }).encode()  # fmt: skip
     batch = _admitter(ledger).admit([_record(bad, 0), _record(_req("10.1/ok"), 1)])
     assert len(batch.admitted) == 1
     ((headers, value),) = _letters(ledger)
     assert "metadata.title" in headers[c.DLQ_HEADER_REASON]
+    assert why in headers[c.DLQ_HEADER_REASON]
+    assert value == bad
+
+
+def test_admitter_refuses_metadata_numbers_json_does_not_have() -> None:
+    ledger = InMemoryLedger()
+    bad = (b'{"schema_version": 1, "event_type": "ingest.request", "source": {"kind": "doi", '
+           b'"value": "10.1/x"}, "metadata": {"scores": [1.5, NaN]}}')  # fmt: skip
+    batch = _admitter(ledger).admit([_record(bad, 0)])
+    assert batch.admitted == []
+    ((headers, value),) = _letters(ledger)
+    assert "metadata.scores[1]: nan is not a JSON number" in headers[c.DLQ_HEADER_REASON]
     assert value == bad
 
 
