@@ -8,6 +8,8 @@ its parts can never be applied one without the other.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Final
 
 from psycopg.types.json import Jsonb
@@ -24,6 +26,22 @@ from ingest_ray.ledger.base import (
     TransitionRequest,
 )
 from ingest_ray.states import TERMINAL, JobStatus
+
+#: a JSON ``\\u0000`` escape (not a literal backslash followed by ``u0000``)
+_NUL_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _dumps(value: Any) -> str:
+    """JSON for a ``jsonb`` parameter. ``jsonb`` cannot hold U+0000, so its escape becomes
+    U+FFFD (the replacement character): a NUL in a stage's output or an error message (text
+    pulled out of a PDF, say) must not fail the write that records it."""
+    text = json.dumps(value)
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
 
 #: the statuses in the predicate of the ``jobs_live_doc`` unique index (0001_init.sql) and of
 #: the statements below; a unit test holds them equal to ``states.DEDUPLICATING``
@@ -208,8 +226,8 @@ def create_params(job: NewJob, channel: str) -> dict[str, Any]:
         "doc_key": job.doc_key,
         "pipeline": job.pipeline,
         "priority": job.priority,
-        "metadata": Jsonb(job.metadata),
-        "data": Jsonb({"pipeline": job.pipeline}),
+        "metadata": _jsonb(job.metadata),
+        "data": _jsonb({"pipeline": job.pipeline}),
         "channel": channel,
     }
 
@@ -242,11 +260,11 @@ def transition_params(req: TransitionRequest, channel: str) -> dict[str, Any]:
         "expected_attempts": req.expected_attempts,
         "stage": req.stage or None,
         "error_mode": error_mode,
-        "error": Jsonb(req.error.model_dump()) if req.error is not None else None,
+        "error": _jsonb(req.error.model_dump()) if req.error is not None else None,
         "attempts": req.attempts,
         "attempts_delta": req.attempts_delta,
         "output_stage": req.output_stage,
-        "output": Jsonb(req.output or {}),
+        "output": _jsonb(req.output or {}),
         "terminal": req.target.is_terminal,
         "lease_mode": lease_mode,
         "lease_s": req.lease_s,
@@ -255,12 +273,12 @@ def transition_params(req: TransitionRequest, channel: str) -> dict[str, Any]:
         "stage_losses": req.stage_losses,
         "kind": req.kind,
         "reason": reason.value if reason else None,
-        "data": Jsonb(req.data),
+        "data": _jsonb(req.data),
         "m_topic": [m.topic for m in messages],
         "m_key": [m.key for m in messages],
         "m_value": [m.value for m in messages],
         "m_event_id": [m.event_id for m in messages],
-        "m_headers": [Jsonb([list(h) for h in m.headers]) for m in messages],
+        "m_headers": [_jsonb([list(h) for h in m.headers]) for m in messages],
         "channel": channel,
     }
 
@@ -272,7 +290,7 @@ def outbox_columns(messages: list[OutboxMessage] | tuple[OutboxMessage, ...]) ->
         [m.key for m in messages],
         [m.value for m in messages],
         [m.event_id for m in messages],
-        [Jsonb([list(h) for h in m.headers]) for m in messages],
+        [_jsonb([list(h) for h in m.headers]) for m in messages],
     )
 
 

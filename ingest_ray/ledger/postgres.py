@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from ingest_ray.errors import (
+    DamagedRecordError,
     IllegalTransitionError,
     JobNotFoundError,
     LedgerError,
@@ -182,20 +183,25 @@ class PostgresLedger:
 
     def create_many(self, jobs: Sequence[NewJob]) -> list[CreateOutcome | LedgerError]:
         """Create many jobs in one transaction, pipelined into one round trip (a document whose
-        holder kept changing comes back as its own :class:`StaleTransitionError`)."""
+        holder kept changing comes back as its own :class:`StaleTransitionError`). A job
+        PostgreSQL cannot store aborts that transaction: the jobs are then created one by one,
+        and only that one comes back as a :class:`DamagedRecordError`."""
         if not jobs:
             return []
         params = [q.create_params(j, self.channel) for j in jobs]
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(q.CREATE, params, returning=True)
-            created = set()
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    created.add(row[0])
-                if not cur.nextset():
-                    break
-            holders = self._holders(conn, [j for j in jobs if j.job_id not in created])
+        try:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.executemany(q.CREATE, params, returning=True)
+                created = set()
+                while True:
+                    row = cur.fetchone()
+                    if row is not None:
+                        created.add(row[0])
+                    if not cur.nextset():
+                        break
+                holders = self._holders(conn, [j for j in jobs if j.job_id not in created])
+        except psycopg.DataError:
+            return [self._create_alone(job) for job in jobs]
         outcomes: list[CreateOutcome | LedgerError] = []
         for job in jobs:
             if job.job_id in created:
@@ -203,11 +209,19 @@ class PostgresLedger:
             elif (found := holders.get((job.tenant_id, job.doc_key))) is not None:
                 outcomes.append(found)
             else:  # the holder finished between the insert and the look-up
-                try:
-                    outcomes.append(self.create(job))
-                except LedgerError as exc:
-                    outcomes.append(exc)
+                outcomes.append(self._create_alone(job))
         return outcomes
+
+    def _create_alone(self, job: NewJob) -> CreateOutcome | LedgerError:
+        """:meth:`create`, its refusal as a value."""
+        try:
+            return self.create(job)
+        except psycopg.DataError as exc:
+            return DamagedRecordError(
+                f"create of {job.job_id}: PostgreSQL cannot store it: {exc}", job_id=job.job_id
+            )
+        except LedgerError as exc:
+            return exc
 
     @staticmethod
     def _holders(conn: Conn, jobs: Sequence[NewJob]) -> dict[tuple[str, str], CreateOutcome]:
@@ -237,7 +251,10 @@ class PostgresLedger:
 
     def transition_many(self, requests: Sequence[TransitionRequest]) -> list[TransitionResult]:
         """Apply many transitions in order, in one transaction (pipelined); refusals come back
-        as error values and do not undo the others."""
+        as error values and do not undo the others. A write PostgreSQL cannot store (a value
+        it refuses) aborts that transaction, so the batch is applied again one by one, each
+        under its own savepoint, and only the bad one comes back as a
+        :class:`DamagedRecordError`."""
         results: list[TransitionResult | None] = [None] * len(requests)
         plain: list[tuple[int, dict[str, Any]]] = []
         guarded: list[tuple[int, dict[str, Any]]] = []
@@ -249,8 +266,13 @@ class PostgresLedger:
                 continue
             (guarded if q.may_conflict(req) else plain).append((i, params))
         if plain or guarded:
-            with self._connection() as conn, conn.transaction():
-                self._apply_in_order(conn, requests, plain, guarded, results)
+            try:
+                with self._connection() as conn, conn.transaction():
+                    self._apply_in_order(conn, requests, plain, guarded, results)
+            except psycopg.DataError:
+                with self._connection() as conn, conn.transaction():
+                    for i, params in sorted(plain + guarded, key=lambda item: item[0]):
+                        results[i] = self._guarded(conn, requests[i], params)
         return [r for r in results if r is not None]
 
     def _apply_in_order(
@@ -293,9 +315,15 @@ class PostgresLedger:
 
     @staticmethod
     def _guarded(conn: Conn, req: TransitionRequest, params: dict[str, Any]) -> TransitionResult:
+        """One transition under a savepoint: a unique-index hit or a value PostgreSQL cannot
+        store is this request's refusal, and the transaction goes on."""
         try:
             with conn.transaction():
                 row = conn.execute(q.TRANSITION, params).fetchone()
+        except psycopg.DataError as exc:
+            return DamagedRecordError(
+                f"transition of {req.job_id}: PostgreSQL cannot store it: {exc}", job_id=req.job_id
+            )
         except pg_errors.UniqueViolation:
             holder = conn.execute(q.HOLDER_OF, (req.job_id,)).fetchone()
             other = holder[0] if holder else "another job"

@@ -27,6 +27,7 @@ from ingest_ray.ledger import (
     TransitionOutcome,
     TransitionRequest,
 )
+from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.ledger.redis import RedisLedger
 from ingest_ray.states import TRANSITIONS, JobStatus
 from ingest_ray.testing import InMemoryLedger
@@ -243,6 +244,58 @@ def test_event_stream_is_ordered_and_readable_from_an_id(ledger: Ledger) -> None
     assert [e.seq for e in tail] == [7, 8, 9, 10]
     assert ledger.events(job_id, after=10) == []
     assert [e.seq for e in ledger.events(job_id, after=2, count=3)] == [3, 4, 5]
+
+
+def test_a_nul_in_an_output_or_an_error_never_fails_the_write(ledger: Ledger) -> None:
+    # text pulled out of a PDF may hold U+0000; PostgreSQL's jsonb cannot, and one such write
+    # used to fail its whole batch there. It keeps the NUL where the backend can (U+FFFD else)
+    a, b = _new(ledger, "doc:a"), _new(ledger, "doc:b")
+    results = ledger.transition_many([
+        TransitionRequest(a, S.QUEUED, S.PROCESSING, stage="parse", lease_s=30),
+        TransitionRequest(b, S.QUEUED, S.PROCESSING, stage="parse", lease_s=30),
+        TransitionRequest(a, S.PROCESSING, S.PROCESSING, stage="chunk", output_stage="parse",
+                          output={"title": "Ti\x00tle", "k\x00": ["\\u0000 stays"]}),
+        TransitionRequest(b, S.PROCESSING, S.FAILED, error=JobError(
+            type="ParseError", message="bad object \x00 at 12", stage="parse")),
+    ])  # fmt: skip
+    assert [type(r).__name__ for r in results] == ["TransitionOutcome"] * 4
+    nul = "\ufffd" if isinstance(ledger, PostgresLedger) else "\x00"
+    assert ledger.get(a).outputs["parse"] == {"title": f"Ti{nul}tle", f"k{nul}": ["\\u0000 stays"]}
+    error = ledger.get(b).error
+    assert error is not None and error.message == f"bad object {nul} at 12"
+
+
+def test_postgres_refuses_a_job_it_cannot_store_alone(pg_ledger: PostgresLedger) -> None:
+    # admission refuses NaN in a request's metadata; a caller of the ledger itself may not
+    outcomes = pg_ledger.create_many([
+        NewJob("t1", "doc:a", "auto"), NewJob("t1", "doc:nan", "auto", metadata={"x": float("nan")}),
+        NewJob("t1", "doc:c", "auto"),
+    ])  # fmt: skip
+    assert [type(o).__name__ for o in outcomes] == [
+        "CreateOutcome", "DamagedRecordError", "CreateOutcome",
+    ]  # fmt: skip
+    assert "cannot store" in str(outcomes[1])
+    assert sorted(j.doc_key for j in pg_ledger.list_jobs(JobFilter()).items) == ["doc:a", "doc:c"]
+
+
+def test_postgres_refuses_a_value_it_cannot_store_alone(pg_ledger: PostgresLedger) -> None:
+    # NaN is not JSON: PostgreSQL refuses that one write, which used to abort the whole batch
+    # (the Dispatcher then took the ledger for away and wrote the same batch for ever)
+    jobs = [_new(pg_ledger, f"doc:{i}") for i in range(3)]
+    starts = [TransitionRequest(j, S.QUEUED, S.PROCESSING, stage="a", lease_s=30) for j in jobs]
+    assert all(isinstance(r, TransitionOutcome) for r in pg_ledger.transition_many(starts))
+    outputs = [{"score": 0.5}, {"score": float("nan")}, {"score": 1.0}]
+    moves = [
+        TransitionRequest(j, S.PROCESSING, S.PROCESSING, stage="b", output_stage="a", output=o)
+        for j, o in zip(jobs, outputs, strict=True)
+    ]
+    results = pg_ledger.transition_many(moves)
+    assert [type(r).__name__ for r in results] == [
+        "TransitionOutcome", "DamagedRecordError", "TransitionOutcome",
+    ]  # fmt: skip
+    assert results[1].job_id == jobs[1] and "cannot store" in str(results[1])
+    assert [pg_ledger.get(j).stage for j in jobs] == ["b", "a", "b"]
+    assert pg_ledger.get(jobs[2]).outputs == {"a": {"score": 1.0}}
 
 
 def test_batch_create_and_transition_report_per_item(ledger: Ledger) -> None:
