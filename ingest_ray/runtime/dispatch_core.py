@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ingest_ray.errors import IngestError
 from ingest_ray.pipelines.catalog import Catalog, PoolSpec
 from ingest_ray.pipelines.spec import StageSpec
 from ingest_ray.runtime.admission_core import AdmissionCore
@@ -399,6 +400,19 @@ class DispatcherCore:
                 outcome.losses,
             )
             self._push_timer(self.clock() + outcome.delay_s, item)
+
+    def unstorable(self, outcome: Outcome, error: IngestError) -> Fail | None:
+        """The ledger refused to store ``outcome`` (a value it cannot hold, such as a NaN in a
+        stage's output for PostgreSQL, or a damaged record): the job fails at its stage with
+        the ledger's reason instead, written like any other outcome (it stays settling). A
+        refused :class:`Fail` gives ``None``: the record itself is damaged, the job is dropped
+        (the caller applies the refusal)."""
+        if isinstance(outcome, Fail):
+            return None
+        item = outcome.item
+        failure = StageFailure(error.error_type, error.message, retryable=False)
+        attempt = outcome.attempt if isinstance(outcome, Retry) else item.attempt
+        return Fail(item, outcome.stage, failure, attempt, item.errors, item.losses)
 
     # --- helpers --------------------------------------------------------------------------
 

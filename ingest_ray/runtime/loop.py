@@ -245,18 +245,24 @@ class DispatchLoop:
             return
         self._ledger_answered()
         cancelled: list[WorkItem] = []
+        failing: list[Outcome] = []
         for outcome, result in zip(outcomes, results, strict=True):
+            self._count(outcome, result)
+            if isinstance(result, DamagedRecordError):
+                self.report_error("damaged_record", result)
+                fallback = self.core.unstorable(outcome, result)
+                if fallback is not None:  # fail the job with the ledger's reason instead
+                    failing.append(fallback)
+                    continue
             accepted = isinstance(result, TransitionOutcome)
             self.core.apply(outcome, accepted=accepted)
-            self._count(outcome, result)
             if not accepted:
                 if _cancelled(result):
                     cancelled.append(outcome.item)
-                elif isinstance(result, DamagedRecordError):  # dropped, left for an operator
-                    self.report_error("damaged_record", result)
-                else:
-                    self.recovery.look_up([outcome.item.job_id])
+                elif not isinstance(result, DamagedRecordError):  # (that one: dropped, left
+                    self.recovery.look_up([outcome.item.job_id])  # for an operator)
         self.recovery.cancelled_while_running(cancelled)
+        self.settle_later(failing)
         self.wake()
 
     async def write(self, requests: list[TransitionRequest]) -> list[TransitionResult] | None:

@@ -7,13 +7,14 @@ import random
 import pytest
 
 from ingest_ray.control import CancelJob, RequeueJob
-from ingest_ray.errors import PermanentError
+from ingest_ray.errors import DamagedRecordError, LedgerError, PermanentError
 from ingest_ray.events import decode
-from ingest_ray.ledger.base import TransitionRequest
+from ingest_ray.ledger.base import TransitionOutcome, TransitionRequest
 from ingest_ray.runtime.parts import CallLost
 from ingest_ray.runtime.work import Dispatch, StageFailure
 from ingest_ray.stages.base import StageInput, StageOutput
 from ingest_ray.states import JobStatus
+from ingest_ray.testing import InMemoryLedger
 from tests.unit.runtime.loop_fakes import catalog, rig, sync
 
 S = JobStatus
@@ -158,6 +159,33 @@ async def test_loop_lost_calls_spend_the_loss_budget_and_the_job_still_completes
     assert len(b_tries) == 4
     attempts = r.loop.metrics.snapshot().counters["ingest_stage_attempts"]
     assert attempts[("b", "lost")] == 4  # each loss counted once
+
+
+class _PickyLedger(InMemoryLedger):
+    """Refuses to store an output holding ``bad`` (as PostgreSQL refuses a NaN)."""
+
+    def _apply(self, req: TransitionRequest) -> TransitionOutcome | LedgerError:
+        if req.output and "bad" in req.output:
+            return DamagedRecordError(f"transition of {req.job_id}: cannot store it",
+                                      job_id=req.job_id)  # fmt: skip
+        return super()._apply(req)
+
+
+@sync
+async def test_loop_fails_a_job_whose_output_the_ledger_cannot_store_with_its_reason() -> None:
+    def behaviour(d: Dispatch, inputs: list[StageInput]) -> list[StageOutput]:
+        return [StageOutput(data={"bad": 1} if i.doc_key == "doc-bad" else {}) for i in inputs]
+
+    r = rig(behaviour, ledger=_PickyLedger())  # type: ignore[arg-type]
+    good, bad = r.create("doc-good"), r.create("doc-bad")
+    await r.loop.start()
+    await r.until(lambda: r.status(good) == "completed" and r.status(bad) == "failed")
+    job = r.ledger.get(bad)
+    assert job.error is not None and job.error.type == "DamagedRecordError"
+    assert job.stage == "a" and "cannot store it" in job.error.message
+    assert ("dlq", "ingest.deadletter") in _topics(r)  # and the failed result, as for any fail
+    assert not r.loop.core.holds(bad) and r.loop.core.nowhere() == []
+    assert "damaged_record" in (r.loop.stats().last_error or "")
 
 
 @sync
