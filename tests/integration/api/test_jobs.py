@@ -86,7 +86,13 @@ def test_jobs_reject_server_owned_fields_and_bad_bodies(api_env: ApiEnv) -> None
             c.post("/jobs", json={"items": []}),
             c.post("/jobs", json={"items": [{"source": source}] * 101}),
             c.post("/jobs", json={"source": {"kind": "pdf_path", "value": "/etc/passwd"}}),
+            c.post("/jobs", json={"source": source, "metadata": {"title": "a\u0000b"}}),
         ]
+        nan = c.post(
+            "/jobs",
+            content=b'{"source": {"kind": "text", "value": "n"}, "metadata": {"score": NaN}}',
+            headers={"Content-Type": "application/json"},
+        )
         malformed = c.post(
             "/jobs", content=b"{not json", headers={"Content-Type": "application/json"}
         )
@@ -95,6 +101,8 @@ def test_jobs_reject_server_owned_fields_and_bad_bodies(api_env: ApiEnv) -> None
         listed = c.get("/jobs", params={"doc_key": "text:" + "0" * 32}).json()["items"]
     assert [r.status_code for r in answers] == [422] * len(answers)
     assert "status" in answers[0].json()["error"]["message"]
+    assert "NUL character" in answers[-1].json()["error"]["message"]
+    assert nan.status_code == 422 and "not a JSON number" in nan.json()["error"]["message"]
     assert malformed.status_code == 400 and wrong_type.status_code == 415
     assert huge.status_code == 413
     assert listed == []
