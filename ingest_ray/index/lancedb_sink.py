@@ -41,6 +41,8 @@ from ingest_ray.index.rows import (
     check_query_vector,
     dedupe_documents,
     dedupe_mentions,
+    plain_documents,
+    plain_mentions,
 )
 from ingest_ray.index.settings import IndexSettings
 from ingest_ray.storage.s3 import lance_storage_options
@@ -181,7 +183,7 @@ class LanceDbSink:
 
     def upsert(self, docs: Sequence[DocumentChunks]) -> int:
         """Upsert the documents' chunks; replaced documents lose their stale chunks."""
-        docs = dedupe_documents(docs)
+        docs = plain_documents(dedupe_documents(docs))
         if not docs:
             return 0
         check_dims(docs, self.dim)
@@ -250,7 +252,7 @@ class LanceDbSink:
         self, tenant_id: str, doc_key: str, mentions: Sequence[EntityMention]
     ) -> int:
         """Replace the document's mentions in one commit."""
-        mentions = dedupe_mentions(mentions)
+        mentions = plain_mentions(dedupe_mentions(mentions))
         table = self._mentions()
         now = datetime.now(UTC)
         data = pa.Table.from_pylist(

@@ -37,6 +37,8 @@ from ingest_ray.index.rows import (
     check_query_vector,
     dedupe_documents,
     dedupe_mentions,
+    plain_documents,
+    plain_mentions,
 )
 from ingest_ray.index.settings import IndexSettings
 
@@ -204,7 +206,8 @@ class PgVectorSink:
 
     def upsert(self, docs: Sequence[DocumentChunks]) -> int:
         """Upsert every chunk and delete replaced documents' stale ones, in one transaction."""
-        docs = sorted(dedupe_documents(docs), key=lambda d: (d.tenant_id, d.doc_key))
+        docs = plain_documents(dedupe_documents(docs))
+        docs.sort(key=lambda d: (d.tenant_id, d.doc_key))
         check_dims(docs, self.dim)
         rows = [
             (
@@ -250,7 +253,7 @@ class PgVectorSink:
         self, tenant_id: str, doc_key: str, mentions: Sequence[EntityMention]
     ) -> int:
         """Replace the document's mentions in one transaction."""
-        mentions = sorted(dedupe_mentions(mentions), key=lambda m: m.entity_id)
+        mentions = sorted(plain_mentions(dedupe_mentions(mentions)), key=lambda m: m.entity_id)
         delete = self._sql(
             "DELETE FROM {mentions} WHERE tenant_id = %s AND doc_key = %s AND entity_id <> ALL(%s)"
         )

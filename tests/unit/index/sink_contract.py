@@ -96,6 +96,18 @@ class SinkContract:
         hits = sink.search("quoted", None, k=5, tenant_id="t'1")
         assert hits[0].doc_key == key
 
+    def test_sink_stores_text_holding_a_nul_as_a_space(self, sink: IndexSink) -> None:
+        # text out of a PDF may hold U+0000: PostgreSQL's text cannot store it (the write
+        # failed), and full-text search read "before\x00quantum" as one word
+        doc = document("doc:nul", ["before\x00quantum chromodynamics", "plain"], title="Ti\x00tle")
+        assert sink.upsert([doc]) == 2
+        mention = EntityMention("orcid:0000-0001", "author", "A\x00B")
+        assert sink.upsert_mentions("t1", "doc:nul", [mention]) == 1
+        hits = sink.search("quantum", None, k=5, tenant_id="t1")
+        assert hits and hits[0].doc_key == "doc:nul"
+        assert hits[0].title == "Ti tle" and "\x00" not in hits[0].snippet
+        assert [h.doc_key for h in sink.find_by_entity("orcid:0000-0001")] == ["doc:nul"]
+
     def test_sink_rejects_wrong_dimension(self, sink: IndexSink) -> None:
         with pytest.raises(IndexSchemaError):
             sink.upsert([document("doc:a", ["text"], embedder=HashingEmbedder(dim=8))])
