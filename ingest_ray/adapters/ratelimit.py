@@ -20,7 +20,7 @@ import abc
 import contextvars
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
@@ -33,6 +33,7 @@ from ingest_ray.keys import RedisKeys
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from redis.commands.core import AsyncScript
 
 HOST_PREFIX = "host:"
 
@@ -257,19 +258,18 @@ class RedisRateLimiter(_Buckets):
         import redis.asyncio as aioredis  # noqa: PLC0415
         from redis.exceptions import RedisError  # noqa: PLC0415
 
+        from ingest_ray.ledger.redis_scripts import run_pipelined_async  # noqa: PLC0415
+
         if self._client is None:
             self._client = aioredis.Redis.from_url(self._redis_url)
             self._script = self._client.register_script(_TAKE_SCRIPT)
-        script = cast("Callable[..., Awaitable[list[int]]]", self._script)
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for source, n, spec in asks:
-                    await script(
-                        keys=[self.key(source)],
-                        args=[repr(spec.rate), repr(spec.burst), n],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
+        script = cast("AsyncScript", self._script)
+        calls = [
+            (script, [self.key(source)], [repr(spec.rate), repr(spec.burst), n])
+            for source, n, spec in asks
+        ]
+        try:  # EVALSHA at once: no SCRIPT EXISTS round trip first, as Pipeline would send
+            replies = await run_pipelined_async(self._client, calls)
         except RedisError as exc:
             raise ServiceUnavailableError(f"rate limiter: Redis failed: {exc}") from exc
         return {

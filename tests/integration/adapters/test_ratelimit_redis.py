@@ -113,3 +113,31 @@ def test_redis_take_many_asks_every_source_in_one_round_trip(
     assert first["core"].granted == 2 and first["core"].wait_s > 90
     assert first["unpaywall"] == Grant(4, 0.0)
     assert second["core"].granted == 0
+
+
+def _script_exists_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+def test_redis_take_many_sends_evalsha_at_once_and_reloads_a_flushed_script(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # redis-py's pipeline asks SCRIPT EXISTS before each execute: a second round trip per take
+    client = redis.Redis.from_url(redis_url)
+    before = _script_exists_calls(client)
+
+    async def main() -> list[int]:
+        limiter = RedisRateLimiter(redis_url, {"core": RateSpec(rate=100, burst=50)},
+                                   prefix=redis_prefix)  # fmt: skip
+        try:
+            granted = [(await limiter.take_many({"core": 2}))["core"].granted for _ in range(3)]
+            client.script_flush()  # as after a Redis restart: the next take loads it again
+            granted.append((await limiter.take_many({"core": 2}))["core"].granted)
+            return granted
+        finally:
+            await limiter.aclose()
+
+    assert asyncio.run(main()) == [2, 2, 2, 2]
+    assert _script_exists_calls(client) == before
+    client.close()
