@@ -71,6 +71,8 @@ def malformed(count: int) -> list[Outgoing]:
         ("version-string", lambda i: _envelope(schema_version="1", request_id=f"s{i}")),
         ("unknown-pipeline", lambda i: _envelope(pipeline="no_such_pipeline", request_id=f"p{i}")),
         ("lone-surrogate", lambda i: _envelope(metadata={"title": f"\ud800 {i}"})),
+        ("nul-in-text", lambda i: _envelope(metadata={"title": f"a\x00b {i}"})),
+        ("nan-in-metadata", lambda i: _envelope(metadata={"score": float("nan"), "n": i})),
         ("missing-source", lambda i: json.dumps({"schema_version": 1,
                                                  "event_type": "ingest.request", "n": i}).encode()),
         ("tombstone", lambda i: None),

@@ -25,7 +25,7 @@ def test_chaos_on_the_postgres_ledger_survives_its_kill9(local_ray: None, tmp_pa
     # the PostgreSQL twin: the same faults on the same jobs plus `kill -9` of the postmaster
     # (a durable temporary cluster, restarted on its data directory); shorter, the same checks
     faults = ("stage_actor", "dispatcher", "outbox_relay", "worker_sigkill", "redis_kill9")
-    cfg = ChaosConfig(jobs=200, pdf_share=0.04, malformed=12, duration_s=60, fault_every_s=5,
+    cfg = ChaosConfig(jobs=200, pdf_share=0.04, malformed=14, duration_s=60, fault_every_s=5,
                       faults=faults, ledger="postgres", outage_s=6)  # fmt: skip
     _check(ChaosRun(cfg, tmp_path).run(PDFS), {*faults, "postgres_kill9"}, tmp_path)
 
