@@ -259,8 +259,8 @@ class DispatchLoop:
             if not accepted:
                 if _cancelled(result):
                     cancelled.append(outcome.item)
-                elif not isinstance(result, DamagedRecordError):  # (that one: dropped, left
-                    self.recovery.look_up([outcome.item.job_id])  # for an operator)
+                elif not isinstance(result, DamagedRecordError):  # that one is dropped
+                    self.recovery.look_up([outcome.item.job_id])
         self.recovery.cancelled_while_running(cancelled)
         self.settle_later(failing)
         self.wake()
