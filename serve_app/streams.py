@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
+from ingest_ray.errors import DamagedRecordError
 from ingest_ray.keys import RedisKeys
 from ingest_ray.ledger.base import JobEvent
 from ingest_ray.states import JobStatus
@@ -44,8 +46,12 @@ class EventReader:
         return RedisKeys(self._prefix).job(job_id)
 
     async def head(self, job_id: str) -> tuple[str, JobStatus] | None:
-        """The job's tenant and status, or ``None`` when there is no such job."""
-        tenant, status = await self._r.hmget(self._key(job_id), ["tenant_id", "status"])
+        """The job's tenant and status, or ``None`` when there is no such job; a record Redis
+        cannot read as a hash raises :class:`DamagedRecordError` (an API 500 naming the job)."""
+        try:
+            tenant, status = await self._r.hmget(self._key(job_id), ["tenant_id", "status"])
+        except ResponseError as exc:
+            raise DamagedRecordError(f"job {job_id}: damaged record: {exc}", job_id=job_id) from exc
         if tenant is None or status is None:
             return None
         return _text(tenant), JobStatus(_text(status))

@@ -186,12 +186,13 @@ def test_jobs_a_damaged_record_is_a_500_naming_it_and_spares_its_batch_mates(
     api_env.redis.rpush(key, "not a hash")  # a key Redis cannot read as the job's hash
     with api_env.client() as c:
         read = c.get(f"/jobs/{held['job_id']}")
+        stream = c.get(f"/jobs/{held['job_id']}/events")
         batch = c.post("/jobs", json={"items": [
             {"source": {"kind": "doi", "value": "10.1000/damaged"}},
             {"source": {"kind": "doi", "value": "10.1000/damaged-mate"}},
         ]})  # fmt: skip
         mates = c.get("/jobs", params={"doc_key": "doi:10.1000/damaged-mate"})
-    for r in (read, batch):
+    for r in (read, stream, batch):
         assert r.status_code == 500, r.text
         error = r.json()["error"]
         assert error["code"] == "damaged_record" and held["job_id"] in error["message"]
