@@ -199,6 +199,13 @@ class Rig:
                      metadata={"source": source.model_dump(mode="json")}, **kw)  # fmt: skip
         return self.ledger.create(job).job_id
 
+    async def started_call(self, doc: str = "doc-1") -> tuple[str, Call]:
+        """Create a job for ``doc``, start the loop and step until its first call is out."""
+        job = self.create(doc)
+        await self.loop.start()
+        await self.until(lambda: bool(self.launcher.pending()))
+        return job, self.launcher.pending()[0]
+
     async def steps(self, n: int = 1) -> None:
         for _ in range(n):
             await self.loop.step()

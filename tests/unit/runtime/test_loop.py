@@ -43,11 +43,8 @@ async def test_loop_runs_a_job_through_its_pipeline_and_records_its_messages() -
 @sync
 async def test_loop_keeps_outcomes_while_the_ledger_is_away_and_writes_them_later() -> None:
     r = rig(behaviour=lambda d, i: None)  # calls answer when the test says
-    job = r.create("doc-1")
-    await r.loop.start()
-    await r.until(lambda: bool(r.launcher.pending()))
+    job, call = await r.started_call()
     r.ledger.down = ConnectionError("redis is away")
-    call = r.launcher.pending()[0]
     call.future.set_result([StageOutput()])
     await r.steps(5)
     assert r.loop.core.holds(job) and r.loop.core.nowhere() == []  # settling, not stranded
@@ -90,15 +87,13 @@ async def test_loop_cancel_reaches_the_running_stage_and_takes_back_its_effects(
         return None if d.stage == "idx" else [StageOutput() for _ in inputs]
 
     r = rig(behaviour)
-    job = r.create("doc-1")
-    await r.loop.start()
-    await r.until(lambda: bool(r.launcher.pending()))
+    job, call = await r.started_call()
     r.ledger.transition(TransitionRequest(job, S.PROCESSING, S.CANCELLED))
     r.inbox.push(CancelJob(job, "p"))
     await r.steps(3)
     assert r.launcher.cancelled == [job]  # the stage was told
     assert len(r.inbox.entries) == 1  # not acknowledged while the call runs
-    r.launcher.pending()[0].future.set_result([StageOutput()])  # it finished anyway
+    call.future.set_result([StageOutput()])  # it finished anyway
     await r.until(lambda: not r.inbox.entries)
     assert r.launcher.compensated == [("idx", job)]  # its index rows are taken back
     assert not r.loop.core.holds(job)
@@ -108,10 +103,8 @@ async def test_loop_cancel_reaches_the_running_stage_and_takes_back_its_effects(
 @sync
 async def test_loop_cancel_of_a_waiting_job_compensates_what_it_did_already() -> None:
     r = rig(behaviour=lambda d, i: None)
-    job = r.create("doc-1")
-    await r.loop.start()
-    await r.until(lambda: bool(r.launcher.pending()))
-    r.launcher.pending()[0].future.set_result([StageFailure("Flaky", "x", retryable=True)])
+    job, call = await r.started_call()
+    call.future.set_result([StageFailure("Flaky", "x", retryable=True)])
     await r.until(lambda: r.loop.core.stats().timers == 1)  # waiting for its retry
     r.ledger.transition(TransitionRequest(job, S.PROCESSING, S.CANCELLED))
     r.inbox.push(CancelJob(job, "p"))
@@ -191,13 +184,11 @@ async def test_loop_fails_a_job_whose_output_the_ledger_cannot_store_with_its_re
 @sync
 async def test_loop_counts_a_try_the_ledger_refused_as_refused_not_as_done() -> None:
     r = rig(behaviour=lambda d, i: None)  # calls answer when the test says
-    job = r.create("doc-1")
-    await r.loop.start()
-    await r.until(lambda: bool(r.launcher.pending()))
+    job, call = await r.started_call()
     # someone else moves the job on (an operator's requeue, a second Dispatcher) mid-call
     r.ledger.transition(TransitionRequest(job, S.PROCESSING, S.PROCESSING, stage="a",
                                           attempts_delta=1))  # fmt: skip
-    r.launcher.pending()[0].future.set_result([StageOutput()])
+    call.future.set_result([StageOutput()])
     await r.steps(5)
     attempts = r.loop.metrics.snapshot().counters["ingest_stage_attempts"]
     assert attempts.get(("a", "refused")) == 1
