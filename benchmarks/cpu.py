@@ -32,6 +32,12 @@ def _stat(pid: int) -> tuple[int, float, float] | None:
     return int(fields[1]), own, kids
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far, ``None`` when it is gone."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
 def descendants(root: int) -> list[int]:
     """``root`` and every process below it."""
     children: dict[int, list[int]] = defaultdict(list)

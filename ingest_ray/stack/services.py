@@ -54,6 +54,10 @@ class KafkaService:
     controller_port: int = 9093
     heap: str = "768m"
     name: str = "kafka"
+    # C1 only: on a 2-core machine the C2 compiler was the broker's largest CPU user (17 of 43 CPU
+    # s from start through 9,000 messages at 200/s); with C1 alone the same took 24.5 CPU s, and
+    # less at full rate too (docs/benchmarks.md, "The local Kafka broker")
+    jvm_flags: tuple[str, ...] = ("-XX:+UseG1GC", "-XX:TieredStopAtLevel=1")
 
     @property
     def address(self) -> str:
@@ -125,7 +129,7 @@ class KafkaService:
             _java(),
             f"-Xmx{self.heap}",
             "-Xms128m",
-            "-XX:+UseG1GC",
+            *self.jvm_flags,
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.home / 'logs'}",

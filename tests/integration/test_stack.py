@@ -38,6 +38,8 @@ def second_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
 
 def test_stack_up_is_idempotent_and_reports_ready(second_stack: LocalStack) -> None:
     before = {s.name: s.pid for s in second_stack.status()}
+    kafka_argv = Path(f"/proc/{before['kafka']}/cmdline").read_bytes().split(b"\0")
+    assert b"-XX:TieredStopAtLevel=1" in kafka_argv  # the broker runs, compiled with C1 only
     after = second_stack.up(timeout=60)
     assert {s.name: s.pid for s in after} == before
     assert all(s.ready and s.pid for s in after)

@@ -24,6 +24,16 @@ def test_kafka_config_is_kraft_combined_on_loopback_only(tmp_path: Path) -> None
     assert "0.0.0.0" not in props and "zookeeper" not in props
 
 
+def test_kafka_jvm_compiles_with_c1_only_unless_told_otherwise(tmp_path: Path) -> None:
+    kafka = _stack(tmp_path).kafka
+    argv = kafka.command()
+    assert "-XX:TieredStopAtLevel=1" in argv and argv.index("-XX:TieredStopAtLevel=1") < argv.index(
+        "kafka.Kafka"
+    )  # a JVM flag, before the main class
+    kafka.jvm_flags = ("-XX:+UseG1GC",)
+    assert not any("Tiered" in a for a in kafka.command())
+
+
 def test_redis_config_has_aof_everysec_on_loopback(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
     stack.redis.prepare()
