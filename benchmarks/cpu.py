@@ -193,4 +193,26 @@ def server_pids(redis_url: str, kafka_bootstrap: str) -> dict[str, int]:
     for status in LocalStack.from_settings(settings).status():
         if status.name == "kafka" and status.pid:
             out["kafka broker (shared)"] = status.pid
+    if "kafka broker (shared)" not in out:  # a broker on loopback the stack did not start
+        listener = loopback_listener(kafka_bootstrap.split(",", maxsplit=1)[0])
+        if listener is not None:
+            out["kafka broker (shared)"] = listener
     return {name: pid for name, pid in out.items() if Path(f"/proc/{pid}").exists()}
+
+
+def loopback_listener(address: str) -> int | None:
+    """The pid listening on ``address`` (``host:port``) when the host is loopback, else (or when
+    the process's sockets cannot be read) ``None``."""
+    import psutil  # noqa: PLC0415
+
+    host, _, port = address.rpartition(":")
+    if host not in {"127.0.0.1", "localhost", "::1"} or not port.isdigit():
+        return None
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == int(port):
+            return conn.pid
+    return None

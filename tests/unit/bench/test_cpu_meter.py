@@ -1,15 +1,18 @@
 """The CPU meter of the benchmarks counts the CPU of processes that end while it runs, whether
-or not their parent waits for them, and counts a waited-for child once."""
+or not their parent waits for them, and counts a waited-for child once; the servers it measures
+are found even when the local stack did not start them."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from benchmarks.cpu import CpuMeter
+from benchmarks.cpu import CpuMeter, loopback_listener
 
 #: a grandchild that burns about this much CPU and ends
 BURN_S = 0.8
@@ -86,3 +89,13 @@ def test_ray_workers_are_labelled_by_actor_class(
 
     monkeypatch.setattr(Path, "read_bytes", lambda self: title.encode() + b"\0")
     assert cpu.label(1) == expected
+
+
+def test_a_broker_the_stack_did_not_start_is_found_by_its_loopback_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert loopback_listener(f"127.0.0.1:{port}") == os.getpid()
+    assert loopback_listener(f"127.0.0.1:{port}") is None  # closed: nobody listens
+    assert loopback_listener(f"10.0.0.1:{port}") is None  # not ours to measure
