@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -35,19 +34,14 @@ from benchmarks.cpu import process_cpu_s
 from ingest_ray.config import Settings
 from ingest_ray.kafka.admin import LIBRDKAFKA_LOG, admin_client
 from ingest_ray.kafka.consumer import Consumer
+from ingest_ray.ports import free_ports
 from ingest_ray.stack.process import ManagedProcess
-from ingest_ray.stack.services import LOOPBACK, KafkaService
+from ingest_ray.stack.services import KafkaService
 
 SETTINGS: dict[str, tuple[str, ...]] = {
     "c2": ("-XX:+UseG1GC",),
     "c1": KafkaService.jvm_flags,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:  # never the stack's own
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu(pid: int) -> float:
@@ -109,9 +103,10 @@ def run_setting(name: str, flags: tuple[str, ...], args: argparse.Namespace) -> 
     base = Settings()
     with tempfile.TemporaryDirectory(prefix="broker-bench-") as tmp:
         home = Path(tmp)
+        kafka_port, controller_port = free_ports(2)  # never the stack's own
         service = KafkaService(home=home / "kafka", cache_dir=base.cache_dir,
-                               version=base.kafka_version, port=_free_port(),
-                               controller_port=_free_port(), jvm_flags=flags)  # fmt: skip
+                               version=base.kafka_version, port=kafka_port,
+                               controller_port=controller_port, jvm_flags=flags)  # fmt: skip
         service.prepare()
         proc = ManagedProcess("kafka-bench", home / "run", home / "kafka.out")
         started = time.monotonic()

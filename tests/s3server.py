@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,11 @@ from pathlib import Path
 
 import httpx
 
+from ingest_ray.ports import free_port
+
 ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -45,7 +40,7 @@ class S3Server:
         """Start on a free port (a few tries, in case another process takes the port first)."""
         errors = []
         for _ in range(attempts):
-            port = _free_port()
+            port = free_port()
             with self.log.open("ab") as log:  # the child keeps its own descriptor
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

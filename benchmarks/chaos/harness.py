@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from ingest_ray.config import Settings
 from ingest_ray.index.pgstack import TempPostgres
 from ingest_ray.kafka import KafkaClient, Producer
 from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.ports import free_ports
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.stack.launcher import LocalStack
 from ingest_ray.states import JobStatus
@@ -133,7 +133,7 @@ class ChaosRun:
     def run(self, pdfs: list[Path]) -> ChaosReport:
         """The whole run; the caller's process must be connected to Ray."""
         started = time.time()
-        ports = _free_ports(3)
+        ports = free_ports(3)
         base = Settings()
         stack = LocalStack(
             self.workdir / "stack", base.cache_dir, kafka_version=base.kafka_version,
@@ -327,14 +327,3 @@ def _stop_workers(workers: Workers) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()

@@ -26,7 +26,8 @@ from typing import Any
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from ingest_ray.simulate.spec import ClusterInfo, NodeInfo, NodeSpec, free_port
+from ingest_ray.ports import free_port
+from ingest_ray.simulate.spec import ClusterInfo, NodeInfo, NodeSpec
 
 _TMP = "RAY_TMPDIR"
 

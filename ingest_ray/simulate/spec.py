@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -46,10 +44,3 @@ class ClusterInfo(BaseModel):
     dashboard_url: str
     temp_dir: str
     nodes: list[NodeInfo]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -28,6 +28,7 @@ from ingest_ray.ledger.factory import open_ledger
 from ingest_ray.ledger.postgres import PostgresLedger
 from ingest_ray.local_run import run_local
 from ingest_ray.pipelines.builtin import STAGE_FACTORIES, builtin_catalog
+from ingest_ray.ports import free_port
 from ingest_ray.runtime.options import RuntimeOptions
 from ingest_ray.runtime.runtime import Runtime
 from ingest_ray.states import JobStatus
@@ -36,7 +37,6 @@ from tests.integration.api.conftest import (
     ApiEnv,
     api_settings,
     cleanup,
-    free_port,
     issue_keys,
     make_settings,
 )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from ingest_ray.index.pgstack import free_port
 from ingest_ray.ledger import NewJob, TransitionRequest
 from ingest_ray.ledger.postgres import PostgresLedger
+from ingest_ray.ports import free_port
 from ingest_ray.states import JobStatus
 from serve_app.streams_pg import PgEventReader
 

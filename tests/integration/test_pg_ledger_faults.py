@@ -14,9 +14,10 @@ import pytest
 from psycopg import sql
 
 from ingest_ray.errors import ServiceUnavailableError, StackError, StaleTransitionError
-from ingest_ray.index.pgstack import TempPostgres, free_port
+from ingest_ray.index.pgstack import TempPostgres
 from ingest_ray.ledger import NewJob, OutboxMessage, TransitionRequest
 from ingest_ray.ledger.postgres import PostgresLedger
+from ingest_ray.ports import free_port
 from ingest_ray.states import JobStatus
 from tests.conftest import in_ci
 

@@ -25,10 +25,10 @@ import pytest
 import redis
 
 from ingest_ray.config import Settings
+from ingest_ray.ports import free_port
 from ingest_ray.samples import write_samples
 from ingest_ray.workers.base import read_health
 from tests.conftest import Services
-from tests.integration.api.conftest import free_port
 from tests.processes import Proc, end, session_members, snapshot, wait_gone
 
 READY_S = 240.0

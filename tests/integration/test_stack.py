@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,25 +10,21 @@ import redis
 
 from ingest_ray.config import Settings
 from ingest_ray.kafka import check_kafka, ensure_topics
+from ingest_ray.ports import free_ports
 from ingest_ray.stack.launcher import LocalStack
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def second_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state: Path = tmp_path_factory.mktemp("stack")
+    kafka_port, controller_port, redis_port = free_ports(3)
     stack = LocalStack(
         state,
         Settings().cache_dir,  # share the jar cache with the session's stack
         kafka_version=Settings().kafka_version,
-        kafka_port=_free_port(),
-        controller_port=_free_port(),
-        redis_port=_free_port(),
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        redis_port=redis_port,
     )
     stack.up(timeout=180)
     yield stack

@@ -3,7 +3,6 @@ this directory, with API keys and a JWT secret for two tenants."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from ingest_ray.config import Settings
 from ingest_ray.kafka import KafkaClient
 from ingest_ray.ledger.base import Ledger
 from ingest_ray.ledger.factory import open_ledger
+from ingest_ray.ports import free_port
 from serve_app.settings import ApiSettings
 from tests.conftest import Services
 
@@ -28,12 +28,6 @@ JWT_SECRET = "test-secret-0123456789-abcdefghijklmnop"
 JWT_AUDIENCE = "ingest-ray-api"
 JWT_ISSUER = "https://issuer.test"
 ALL = "jobs:read jobs:write jobs:cancel"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_settings(services: Services, tmp: Path) -> Settings:

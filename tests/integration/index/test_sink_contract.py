@@ -13,9 +13,9 @@ import pytest
 from ingest_ray.index.base import IndexSink
 from ingest_ray.index.errors import IndexSchemaError, IndexUnavailableError
 from ingest_ray.index.lancedb_sink import LanceDbSink
-from ingest_ray.index.pgstack import free_port
 from ingest_ray.index.pgvector_sink import PgVectorSink
 from ingest_ray.index.settings import IndexSettings
+from ingest_ray.ports import free_port
 from tests.unit.index.fakes import HashingEmbedder, document
 from tests.unit.index.sink_contract import SinkContract
 
