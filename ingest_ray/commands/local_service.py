@@ -25,8 +25,9 @@ from ingest_ray.errors import StackError
 from ingest_ray.kafka.health import check_kafka
 from ingest_ray.local_key import LocalKey, local_key
 from ingest_ray.pipelines.builtin import builtin_catalog
+from ingest_ray.ports import LOOPBACK
 from ingest_ray.stack.launcher import LocalStack
-from ingest_ray.stack.services import LOOPBACK, Service
+from ingest_ray.stack.services import Service
 from ingest_ray.workers.base import Worker
 from ingest_ray.workers.ingest import IngestWorker
 from ingest_ray.workers.mapping import MappingWorker

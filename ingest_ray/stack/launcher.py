@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ingest_ray.config import Settings
 from ingest_ray.errors import StackError
+from ingest_ray.ports import LOOPBACK
 from ingest_ray.stack.process import ManagedProcess
-from ingest_ray.stack.services import LOOPBACK, KafkaService, RedisService, Service
+from ingest_ray.stack.services import KafkaService, RedisService, Service
 
 
 @dataclass(frozen=True, slots=True)

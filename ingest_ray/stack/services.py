@@ -21,8 +21,7 @@ import redis
 
 from ingest_ray.errors import StackError
 from ingest_ray.kafka.health import check_kafka
-
-LOOPBACK = "127.0.0.1"
+from ingest_ray.ports import LOOPBACK
 
 
 class Service(Protocol):
